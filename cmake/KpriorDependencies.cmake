@@ -1,0 +1,27 @@
+# Finds every dependency of the project. Used by the build and mirrored (find_dependency)
+# in kpriorConfig.cmake.in for downstream projects.
+
+find_package(Torch REQUIRED)
+find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)
+# HDF5: COMPONENTS C CXX and both targets, or linking fails (see ENVIRONMENT.md).
+find_package(HDF5 REQUIRED COMPONENTS C CXX)
+find_package(fmt REQUIRED)
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+find_package(nlohmann_json 3.9 REQUIRED)
+
+if(KPRIOR_BUILD_APPS)
+  find_package(CLI11 REQUIRED)
+endif()
+if(KPRIOR_BUILD_TESTS)
+  find_package(Catch2 REQUIRED)
+  # Catch2 v3 provides Catch2::Catch2WithMain with its own main(); v2 (Debian 12) has the
+  # same target name from 2.13.x. tests/catch.h picks the matching header.
+endif()
+if(KPRIOR_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+
+# torch bundles its own fmt (v12 in pip torch 2.x) whose headers shadow the system's; the
+# header-only target avoids link errors against the wrong fmt version on both machines.
+set(KPRIOR_FMT_TARGET fmt::fmt-header-only)

@@ -1,0 +1,63 @@
+#pragma once
+// Task sequences for continual learning: split (class groups per task) and permuted (a fixed
+// pixel permutation per task). Targets are kept as *global* class ids, which are also the
+// model's output columns; each task names the columns of its head. Two label views follow:
+//   task-incremental  — logits restricted to the task's head, labels re-indexed 0..|head|-1;
+//   class-incremental — all outputs of classes seen so far, global labels.
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+#include "kprior/data/dataset.h"
+
+namespace kprior::data {
+
+struct Task {
+  int64_t id = 0;                // position in the sequence, from 0
+  std::string name;              // e.g. "0/1" for split MNIST, "perm-3" for permuted MNIST
+  Dataset train;
+  Dataset test;
+  std::vector<int64_t> classes;  // the output columns of this task's head, in head order
+};
+
+struct TaskSequence {
+  std::string name;
+  std::vector<Task> tasks;
+  int64_t num_outputs = 0;  // width of the model's output layer
+  bool multi_head = true;   // true: each task has its own head (task-incremental training)
+
+  int64_t size() const { return static_cast<int64_t>(tasks.size()); }
+  /// The union of the heads of tasks 0..last, sorted (class-incremental evaluation).
+  std::vector<int64_t> classes_seen(int64_t last) const;
+};
+
+/// Splits a labelled train/test pair by class groups, one task per group (for example
+/// {{0,1},{2,3},{4,5},{6,7},{8,9}} for split MNIST). Groups must be non-empty, disjoint, and
+/// within [0, num_outputs). Examples keep their original order.
+TaskSequence make_split_sequence(const std::string& name, const Dataset& train,
+                                 const Dataset& test,
+                                 const std::vector<std::vector<int64_t>>& groups,
+                                 int64_t num_outputs, bool multi_head = true);
+
+/// The groups {0,1},{2,3},... of consecutive classes, `per_task` classes each.
+std::vector<std::vector<int64_t>> consecutive_groups(int64_t num_classes, int64_t per_task);
+
+/// Permuted tasks: task 0 is the data unchanged, task t>0 permutes the input features
+/// (flattened) with random_permutation(features, mix_seed(seed, t)). One shared head of
+/// num_outputs classes (domain-incremental).
+TaskSequence make_permuted_sequence(const std::string& name, const Dataset& train,
+                                    const Dataset& test, int64_t num_tasks, uint64_t seed,
+                                    int64_t num_outputs = 10);
+
+/// Bool mask [num_outputs], true at the task's head columns.
+torch::Tensor output_mask(const Task& task, int64_t num_outputs);
+
+/// Task-incremental view: the logits of the task's head [N, |head|].
+torch::Tensor head_logits(const Task& task, const torch::Tensor& logits);
+
+/// Task-incremental view: global targets re-indexed to positions in the task's head.
+/// Throws UsageError if a target is not in the head.
+torch::Tensor head_targets(const Task& task, const torch::Tensor& global_targets);
+
+}  // namespace kprior::data

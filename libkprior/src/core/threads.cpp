@@ -1,0 +1,26 @@
+#include "kprior/core/threads.h"
+
+#include <torch/torch.h>
+
+#include <string>
+#include <thread>
+
+#include "kprior/core/error.h"
+
+namespace kprior {
+
+int hardware_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int set_threads(int threads) {
+  if (threads < 0) {
+    throw UsageError("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  }
+  const int n = threads == 0 ? hardware_threads() : threads;
+  torch::set_num_threads(n);
+  return n;
+}
+
+}  // namespace kprior
