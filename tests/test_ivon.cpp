@@ -395,3 +395,25 @@ TEST_CASE("IVON posterior: variance 1/(ess (h + delta)), BMA of sampled softmaxe
   CHECK(torch::equal(model->weight.detach(), q.mean()[0]));  // parameters restored
   CHECK(torch::allclose(bma.sum(-1), torch::ones({5})));
 }
+
+TEST_CASE("IVON's default CPU noise is the same for any number of threads", "[optim]") {
+  auto run = [](int threads) {
+    const int before = torch::get_num_threads();
+    torch::set_num_threads(threads);
+    auto w = torch::zeros({70000}).requires_grad_();  // several noise chunks
+    IVON opt({w}, IVONOptions(0.1, 10.0).seed(9));
+    torch::Tensor sample;
+    {
+      auto s = opt.sampled_params(true);
+      sample = w.detach().clone();
+      w.sum().backward();
+    }
+    torch::set_num_threads(before);
+    return sample;
+  };
+  const auto one = run(1);
+  CHECK(torch::equal(one, run(2)));
+  // σ = 1/sqrt(ess (h0 + δ)): the noise has that scale.
+  const double sigma = 1.0 / std::sqrt(10.0 * (1.0 + 1e-4));
+  CHECK(one.std().item<double>() == Approx(sigma).epsilon(0.02));
+}

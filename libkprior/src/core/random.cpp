@@ -1,5 +1,7 @@
 #include "kprior/core/random.h"
 
+#include <array>
+#include <cmath>
 #include <numeric>
 
 #include "kprior/core/error.h"
@@ -33,6 +35,76 @@ uint64_t SplitMix64::below(uint64_t bound) {
 uint64_t mix_seed(uint64_t seed, uint64_t stream) {
   SplitMix64 rng(seed ^ (stream * 0xD1B54A32D192ED03ULL + 0x8CB92BA72F3D8DD7ULL));
   return rng.next();
+}
+
+namespace {
+
+// Ziggurat tables for the standard normal, 128 layers (Marsaglia & Tsang 2000, §3):
+// k[i] = acceptance thresholds scaled to 2^31, w[i] = layer widths per unit of the integer,
+// f[i] = density at the layer edges.
+struct ZigguratTables {
+  static constexpr double kR = 3.442619855899;          // right edge of the base layer
+  static constexpr double kArea = 9.91256303526217e-3;  // area of each layer
+  std::array<uint32_t, 128> k{};
+  std::array<double, 128> w{};
+  std::array<double, 128> f{};
+
+  ZigguratTables() {
+    const double m1 = 2147483648.0;  // 2^31
+    double dn = kR, tn = dn;
+    const double q = kArea / std::exp(-0.5 * dn * dn);
+    k[0] = static_cast<uint32_t>((dn / q) * m1);
+    k[1] = 0;
+    w[0] = q / m1;
+    w[127] = dn / m1;
+    f[0] = 1.0;
+    f[127] = std::exp(-0.5 * dn * dn);
+    for (int i = 126; i >= 1; --i) {
+      dn = std::sqrt(-2.0 * std::log(kArea / dn + std::exp(-0.5 * dn * dn)));
+      k[i + 1] = static_cast<uint32_t>((dn / tn) * m1);
+      tn = dn;
+      f[i] = std::exp(-0.5 * dn * dn);
+      w[i] = dn / m1;
+    }
+  }
+};
+
+const ZigguratTables& ziggurat() {
+  static const ZigguratTables tables;
+  return tables;
+}
+
+// Uniform in (0, 1), never 0 (for the logarithms of the tail).
+double open_uniform(SplitMix64& rng) {
+  return (static_cast<double>(rng.next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+}  // namespace
+
+double standard_normal(SplitMix64& rng) {
+  const ZigguratTables& z = ziggurat();
+  for (;;) {
+    const uint64_t bits = rng.next();
+    const auto index = static_cast<int>(bits & 127);
+    const auto hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
+    const uint32_t magnitude = hz < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(hz))
+                                      : static_cast<uint32_t>(hz);
+    const double x = hz * z.w[index];
+    if (magnitude < z.k[index]) return x;  // inside the rectangle: ~98.8% of draws
+    if (index == 0) {
+      // Base layer: sample the tail beyond R (Marsaglia 1964).
+      double tx, ty;
+      do {
+        tx = -std::log(open_uniform(rng)) / ZigguratTables::kR;
+        ty = -std::log(open_uniform(rng));
+      } while (ty + ty < tx * tx);
+      return hz > 0 ? ZigguratTables::kR + tx : -ZigguratTables::kR - tx;
+    }
+    // Wedge: accept under the density, else draw again.
+    if (z.f[index] + open_uniform(rng) * (z.f[index - 1] - z.f[index]) < std::exp(-0.5 * x * x)) {
+      return x;
+    }
+  }
 }
 
 void shuffle(std::vector<int64_t>& values, SplitMix64& rng) {

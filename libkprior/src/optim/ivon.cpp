@@ -8,6 +8,7 @@
 
 #include "ivon_kernels.h"
 #include "kprior/core/error.h"
+#include "kprior/core/random.h"
 
 namespace kprior::optim {
 
@@ -159,11 +160,12 @@ void IVON::begin_sample() {
   ensure_state();
   torch::NoGradGuard no_grad;
   std::vector<std::pair<size_t, size_t>> written;
+  uint64_t index = 0;  // position of the parameter across groups
   try {
     for (size_t g = 0; g < param_groups_.size(); ++g) {
       const auto& opts = group_options(g);
       auto& params = param_groups_[g].params();
-      for (size_t j = 0; j < params.size(); ++j) {
+      for (size_t j = 0; j < params.size(); ++j, ++index) {
         auto& p = params[j];
         if (!p.requires_grad()) continue;  // frozen parameters are never perturbed
         if (p.grad().defined()) p.mutable_grad().zero_();
@@ -171,10 +173,17 @@ void IVON::begin_sample() {
         if (!s.saved_mean.defined() || !s.saved_mean.sizes().equals(p.sizes())) {
           s.saved_mean = torch::empty_like(p, torch::MemoryFormat::Contiguous);
         }
-        const auto eps = draw_noise(g, j, p);
         auto data = p.detach();
-        detail::write_sample(data, s.saved_mean, s.hess, eps, opts.ess(), opts.weight_decay(),
-                             global().fused_cpu() && detail::fusable(data, s.saved_mean, s.hess));
+        const bool fused = global().fused_cpu() && detail::fusable(data, s.saved_mean, s.hess);
+        if (fused && !global().noise()) {
+          // Counter-based noise: a stream per (seed, sample, parameter), no generator state.
+          const uint64_t stream = mix_seed(mix_seed(global().seed(), noise_draws_), index);
+          detail::write_sample_streamed(data, s.saved_mean, s.hess, stream, opts.ess(),
+                                        opts.weight_decay());
+        } else {
+          detail::write_sample(data, s.saved_mean, s.hess, draw_noise(g, j, p), opts.ess(),
+                               opts.weight_decay(), fused);
+        }
         written.emplace_back(g, j);
       }
     }
@@ -184,6 +193,7 @@ void IVON::begin_sample() {
     }
     throw;
   }
+  ++noise_draws_;
   sampling_ = true;
 }
 
@@ -201,7 +211,7 @@ void IVON::end_sample(bool record) {
         const bool fused = global().fused_cpu() && detail::fusable(data, s.grad_sum, s.nxg_sum) &&
                            detail::fusable(data, s.saved_mean, s.saved_mean);
         detail::record_and_restore(data, s.saved_mean, p.grad(), s.grad_sum, s.nxg_sum, gradsq,
-                                   fused);
+                                   /*first=*/samples_ == 0, fused);
       } else {
         data.copy_(s.saved_mean);
       }
@@ -319,6 +329,7 @@ void IVON::save(torch::serialize::OutputArchive& archive) const {
   const auto& glob = global();
   archive.write("ivon/format_version", torch::tensor(kFormatVersion));
   archive.write("ivon/step_count", torch::tensor(step_count_));
+  archive.write("ivon/noise_draws", torch::tensor(static_cast<int64_t>(noise_draws_)));
   archive.write("ivon/num_groups", torch::tensor(static_cast<int64_t>(param_groups_.size())));
   archive.write("ivon/global_options",
                 torch::tensor({glob.mc_samples(), static_cast<int64_t>(glob.hess_approx()),
@@ -384,6 +395,7 @@ void IVON::load(torch::serialize::InputArchive& archive) {
       .rescale_lr(global_opts[3].item<int64_t>() != 0)
       .seed(static_cast<uint64_t>(global_opts[4].item<int64_t>()));
   step_count_ = read_tensor(archive, "ivon/step_count").item<int64_t>();
+  noise_draws_ = static_cast<uint64_t>(read_tensor(archive, "ivon/noise_draws").item<int64_t>());
   samples_ = 0;
   for (size_t g = 0; g < param_groups_.size(); ++g) {
     const auto o = read_tensor(archive, "ivon/group" + std::to_string(g) + "/options");

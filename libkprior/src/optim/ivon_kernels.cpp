@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kprior/core/random.h"
+
 namespace kprior::optim::detail {
 namespace {
 
-constexpr int64_t kGrain = 4096;  // elements per parallel chunk
+constexpr int64_t kGrain = 4096;        // elements per parallel chunk
+constexpr int64_t kNoiseChunk = 8192;   // elements per noise stream (fixes the noise layout)
 
 bool fusable_one(const torch::Tensor& t, const torch::Tensor& like) {
   return t.defined() && t.device().is_cpu() && t.is_contiguous() &&
@@ -50,10 +53,39 @@ void write_sample(const torch::Tensor& p, const torch::Tensor& saved, const torc
   p.add_(eps / (hess + weight_decay).mul(ess).sqrt());
 }
 
+void write_sample_streamed(const torch::Tensor& p, const torch::Tensor& saved,
+                           const torch::Tensor& hess, uint64_t stream, double ess,
+                           double weight_decay) {
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "ivon_write_sample_streamed", [&] {
+    auto* pp = p.data_ptr<scalar_t>();
+    auto* sp = saved.data_ptr<scalar_t>();
+    const auto* hp = hess.data_ptr<scalar_t>();
+    const auto lam = static_cast<scalar_t>(ess);
+    const auto wd = static_cast<scalar_t>(weight_decay);
+    const int64_t n = p.numel();
+    const int64_t chunks = (n + kNoiseChunk - 1) / kNoiseChunk;
+    at::parallel_for(0, chunks, 1, [&](int64_t first_chunk, int64_t last_chunk) {
+      for (int64_t c = first_chunk; c < last_chunk; ++c) {
+        SplitMix64 rng(mix_seed(stream, static_cast<uint64_t>(c)));
+        const int64_t end = std::min(n, (c + 1) * kNoiseChunk);
+        for (int64_t i = c * kNoiseChunk; i < end; ++i) {
+          const auto eps = static_cast<scalar_t>(standard_normal(rng));
+          sp[i] = pp[i];
+          pp[i] = pp[i] + eps / std::sqrt(lam * (hp[i] + wd));
+        }
+      }
+    });
+  });
+}
+
 void record_and_restore(const torch::Tensor& p, const torch::Tensor& saved,
                         const torch::Tensor& grad, const torch::Tensor& grad_sum,
-                        const torch::Tensor& nxg_sum, bool gradsq, bool fused) {
-  if (!grad.defined()) {  // no gradient reached this parameter: ĝ = 0 adds nothing
+                        const torch::Tensor& nxg_sum, bool gradsq, bool first, bool fused) {
+  if (!grad.defined()) {  // no gradient reached this parameter: ĝ = 0
+    if (first) {
+      grad_sum.zero_();
+      nxg_sum.zero_();
+    }
     p.copy_(saved);
     return;
   }
@@ -66,15 +98,28 @@ void record_and_restore(const torch::Tensor& p, const torch::Tensor& saved,
       auto* gs = grad_sum.data_ptr<scalar_t>();
       auto* ns = nxg_sum.data_ptr<scalar_t>();
       at::parallel_for(0, p.numel(), kGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          const scalar_t gi = gp[i];
-          gs[i] += gi;
-          ns[i] += gradsq ? gi * gi : (pp[i] - sp[i]) * gi;
-          pp[i] = sp[i];
+        if (first) {
+          for (int64_t i = begin; i < end; ++i) {
+            const scalar_t gi = gp[i];
+            gs[i] = gi;
+            ns[i] = gradsq ? gi * gi : (pp[i] - sp[i]) * gi;
+            pp[i] = sp[i];
+          }
+        } else {
+          for (int64_t i = begin; i < end; ++i) {
+            const scalar_t gi = gp[i];
+            gs[i] += gi;
+            ns[i] += gradsq ? gi * gi : (pp[i] - sp[i]) * gi;
+            pp[i] = sp[i];
+          }
         }
       });
     });
     return;
+  }
+  if (first) {
+    grad_sum.zero_();
+    nxg_sum.zero_();
   }
   grad_sum.add_(grad);
   if (gradsq) {
@@ -121,8 +166,6 @@ void update_param(const torch::Tensor& m, const torch::Tensor& momentum, const t
           mp[i] -= alpha * step;
           gp[i] = g;
           hp[i] = hn;
-          gs[i] = 0;
-          ns[i] = 0;
         }
       });
     });
@@ -139,8 +182,6 @@ void update_param(const torch::Tensor& m, const torch::Tensor& momentum, const t
   auto step = (momentum / c.debias + m * c.weight_decay) / (hess + c.weight_decay);
   if (std::isfinite(c.clip_radius)) step.clamp_(-c.clip_radius, c.clip_radius);
   m.sub_(step * c.step_size);
-  grad_sum.zero_();
-  nxg_sum.zero_();
 }
 
 }  // namespace kprior::optim::detail

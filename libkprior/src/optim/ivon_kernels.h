@@ -23,13 +23,23 @@ bool fusable(const torch::Tensor& param, const torch::Tensor& a, const torch::Te
 void write_sample(const torch::Tensor& p, const torch::Tensor& saved, const torch::Tensor& hess,
                   const torch::Tensor& eps, double ess, double weight_decay, bool fused);
 
+/// As write_sample with ε drawn inside the loop from kprior's counter-based stream: chunks of
+/// kNoiseChunk elements each get a SplitMix64 seeded by mix_seed(stream, chunk) and Ziggurat
+/// normals, so the noise is the same for any number of threads. Fused path only.
+void write_sample_streamed(const torch::Tensor& p, const torch::Tensor& saved,
+                           const torch::Tensor& hess, uint64_t stream, double ess,
+                           double weight_decay);
+
 /// grad_sum += ĝ;  nxg_sum += (p − saved) ⊙ ĝ  (or ĝ² for gradsq);  p ← saved.
+/// With `first` (the first sample since the last step) the sums are overwritten instead of
+/// accumulated, which spares reading them and zeroing them after the update.
 /// `grad` may be undefined (no gradient: counts as 0).
 void record_and_restore(const torch::Tensor& p, const torch::Tensor& saved,
                         const torch::Tensor& grad, const torch::Tensor& grad_sum,
-                        const torch::Tensor& nxg_sum, bool gradsq, bool fused);
+                        const torch::Tensor& nxg_sum, bool gradsq, bool first, bool fused);
 
-/// Steps 1–5 of the update for one parameter, then zeroes the sums.
+/// Steps 1–5 of the update for one parameter. The sums are left as they are: the next
+/// sample's record_and_restore(first = true) overwrites them.
 void update_param(const torch::Tensor& m, const torch::Tensor& momentum, const torch::Tensor& hess,
                   const torch::Tensor& grad_sum, const torch::Tensor& nxg_sum,
                   const UpdateConstants& c, bool fused);

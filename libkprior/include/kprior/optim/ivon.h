@@ -61,7 +61,9 @@ struct IVONOptions : public torch::optim::OptimizerCloneableOptions<IVONOptions>
   TORCH_ARG(HessApprox, hess_approx) = HessApprox::Price;
   TORCH_ARG(bool, debias) = true;             ///< divide the momentum by 1 − β1^t.
   TORCH_ARG(bool, rescale_lr) = true;         ///< use α (h0 + δ) as the step size.
-  TORCH_ARG(uint64_t, seed) = 0;              ///< seed of the default noise generator.
+  /// Seed of the default noise. Fused CPU parameters draw from kprior's counter-based
+  /// Ziggurat stream (same numbers for any thread count); others from a torch::Generator.
+  TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(NoiseSource, noise) = nullptr;    ///< overrides the default generator if set.
   /// Use fused single-pass loops for contiguous float/double CPU parameters (faster);
   /// false forces the tensor-operation path that CUDA parameters always take.
@@ -159,6 +161,7 @@ class IVON : public torch::optim::Optimizer {
   std::vector<std::vector<ParamState>> state_by_group_;
   int64_t step_count_ = 0;
   int64_t samples_ = 0;
+  uint64_t noise_draws_ = 0;  // samples drawn so far: the counter of the streamed noise
   bool sampling_ = false;
   torch::optional<torch::Generator> generator_;
 };
