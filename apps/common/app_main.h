@@ -14,9 +14,11 @@ namespace kprior::app {
 inline int run_guarded(CLI::App& cli, int argc, char** argv, const std::function<int()>& body) {
   try {
     cli.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return cli.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
-    // --help and --version are "errors" with exit code 0 in CLI11.
-    return cli.exit(e);
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", cli.get_name().c_str(), e.what());
+    return 2;
   }
   try {
     return body();
