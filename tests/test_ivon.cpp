@@ -92,12 +92,12 @@ OracleRun make_oracle(bool price, bool debias, bool rescale) {
 }
 
 // Runs the library on the same problem as `oracle` (before oracle.run()).
-std::pair<std::vector<torch::Tensor>, std::unique_ptr<IVON>> run_library(const OracleRun& oracle,
-                                                                          int steps, bool fused) {
+std::pair<std::vector<torch::Tensor>, std::unique_ptr<IVON>> run_library(
+    const OracleRun& oracle, int steps, bool fused, torch::Device device = torch::kCPU) {
   std::vector<torch::Tensor> params;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   for (const auto& gr : oracle.groups) {
-    auto p = torch::tensor(gr.m, torch::kFloat64).requires_grad_();
+    auto p = torch::tensor(gr.m, torch::kFloat64).to(device).requires_grad_();
     params.push_back(p);
     auto opts = std::make_unique<IVONOptions>(
         IVONOptions(gr.lr, gr.ess).hess_init(gr.h0).beta1(gr.b1).beta2(gr.b2)
@@ -123,12 +123,12 @@ std::pair<std::vector<torch::Tensor>, std::unique_ptr<IVON>> run_library(const O
   for (int t = 0; t < steps; ++t) {
     opt->step([&] {
       opt->zero_grad();
-      torch::Tensor loss = torch::zeros({}, torch::kFloat64);
+      torch::Tensor loss = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(device));
       for (size_t q = 0; q < params.size(); ++q) {
         const auto& gr = oracle.groups[q];
-        const auto c = torch::tensor(gr.c, torch::kFloat64);
-        const auto d = torch::tensor(gr.d, torch::kFloat64);
-        const auto e = torch::tensor(gr.e, torch::kFloat64);
+        const auto c = torch::tensor(gr.c, torch::kFloat64).to(device);
+        const auto d = torch::tensor(gr.d, torch::kFloat64).to(device);
+        const auto e = torch::tensor(gr.e, torch::kFloat64).to(device);
         const auto& th = params[q];
         loss = loss + (c * th * th / 2 + d * th + e * th * th * th / 3).sum();
       }
@@ -142,7 +142,7 @@ std::pair<std::vector<torch::Tensor>, std::unique_ptr<IVON>> run_library(const O
 void check_close(const torch::Tensor& actual, const std::vector<double>& expected) {
   REQUIRE(actual.numel() == static_cast<int64_t>(expected.size()));
   for (size_t i = 0; i < expected.size(); ++i) {
-    const double a = actual.reshape(-1)[static_cast<int64_t>(i)].item<double>();
+    const double a = actual.cpu().reshape(-1)[static_cast<int64_t>(i)].item<double>();
     CHECK(std::abs(a - expected[i]) <= 1e-12 * (1.0 + std::abs(expected[i])));
   }
 }
@@ -416,4 +416,18 @@ TEST_CASE("IVON's default CPU noise is the same for any number of threads", "[op
   // σ = 1/sqrt(ess (h0 + δ)): the noise has that scale.
   const double sigma = 1.0 / std::sqrt(10.0 * (1.0 + 1e-4));
   CHECK(one.std().item<double>() == Approx(sigma).epsilon(0.02));
+}
+
+// Run by scripts/gpu-check.sh on a CUDA machine (tag [cuda], not registered with CTest on
+// CPU-only builds): the tensor-operation path on the GPU against the same scalar oracle.
+TEST_CASE("IVON on CUDA equals the scalar oracle", "[cuda]") {
+  REQUIRE(torch::cuda::is_available());
+  auto oracle = make_oracle(true, true, true);
+  auto [params, opt] = run_library(oracle, 5, true, torch::kCUDA);
+  oracle.run(5);
+  for (size_t q = 0; q < params.size(); ++q) {
+    CHECK(params[q].device().is_cuda());
+    check_close(params[q].detach(), oracle.groups[q].m);
+    check_close(opt->hessian()[q], oracle.groups[q].h);
+  }
 }
