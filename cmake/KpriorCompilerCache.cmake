@@ -17,7 +17,7 @@ endif()
 # (HDF5 adds several) are baked into it: GCC refuses a PCH whose macros differ from the user's.
 if(KPRIOR_USE_PCH)
   add_library(kprior_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
-  target_link_libraries(kprior_pch PRIVATE torch)
+  target_link_libraries(kprior_pch PRIVATE torch OpenMP::OpenMP_CXX)
   target_compile_features(kprior_pch PRIVATE cxx_std_17)
   set_target_properties(kprior_pch PROPERTIES POSITION_INDEPENDENT_CODE OFF)
   # Same warning flags as every user of the PCH: -Wpedantic changes predefined macros.
@@ -31,6 +31,8 @@ function(kprior_reuse_pch target)
     # settings"); every target compiles with -fPIC instead (executables still link as PIE).
     set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
     target_compile_options(${target} PRIVATE -fPIC)
+    # -fopenmp defines _OPENMP, which the PCH was built with.
+    target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)
     target_precompile_headers(${target} REUSE_FROM kprior_pch)
   endif()
 endfunction()

@@ -3,6 +3,9 @@
 
 find_package(Torch REQUIRED)
 find_package(Threads REQUIRED)
+# at::parallel_for is inline (#pragma omp) in LibTorch's OpenMP builds: without OpenMP in our
+# own translation units, our parallel loops silently run on one thread.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(ZLIB REQUIRED)
 # HDF5: COMPONENTS C CXX and both targets, or linking fails (see ENVIRONMENT.md).
 find_package(HDF5 REQUIRED COMPONENTS C CXX)

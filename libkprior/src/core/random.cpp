@@ -39,32 +39,34 @@ uint64_t mix_seed(uint64_t seed, uint64_t stream) {
 
 namespace {
 
-// Ziggurat tables for the standard normal, 128 layers (Marsaglia & Tsang 2000, §3):
-// k[i] = acceptance thresholds scaled to 2^31, w[i] = layer widths per unit of the integer,
-// f[i] = density at the layer edges.
+// Ziggurat tables for the standard normal, 128 layers (Marsaglia & Tsang 2000, §3), for
+// 25-bit signed integers (magnitudes below 2^24): k[i] = acceptance thresholds, w[i] = layer
+// widths per unit of the integer, f[i] = density at the layer edges. Each 32-bit word gives
+// one draw: 7 bits pick the layer, the other 25 bits the value, so the two are independent
+// (the correlation Doornik, 2005, found in the original comes from sharing them).
 struct ZigguratTables {
   static constexpr double kR = 3.442619855899;          // right edge of the base layer
   static constexpr double kArea = 9.91256303526217e-3;  // area of each layer
+  static constexpr double kScale = 16777216.0;          // 2^24
   std::array<uint32_t, 128> k{};
   std::array<double, 128> w{};
   std::array<double, 128> f{};
 
   ZigguratTables() {
-    const double m1 = 2147483648.0;  // 2^31
     double dn = kR, tn = dn;
     const double q = kArea / std::exp(-0.5 * dn * dn);
-    k[0] = static_cast<uint32_t>((dn / q) * m1);
+    k[0] = static_cast<uint32_t>((dn / q) * kScale);
     k[1] = 0;
-    w[0] = q / m1;
-    w[127] = dn / m1;
+    w[0] = q / kScale;
+    w[127] = dn / kScale;
     f[0] = 1.0;
     f[127] = std::exp(-0.5 * dn * dn);
     for (int i = 126; i >= 1; --i) {
       dn = std::sqrt(-2.0 * std::log(kArea / dn + std::exp(-0.5 * dn * dn)));
-      k[i + 1] = static_cast<uint32_t>((dn / tn) * m1);
+      k[i + 1] = static_cast<uint32_t>((dn / tn) * kScale);
       tn = dn;
       f[i] = std::exp(-0.5 * dn * dn);
-      w[i] = dn / m1;
+      w[i] = dn / kScale;
     }
   }
 };
@@ -79,20 +81,23 @@ double open_uniform(SplitMix64& rng) {
   return (static_cast<double>(rng.next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-}  // namespace
+// Layer index and signed 25-bit value of one 32-bit word.
+inline int layer_of(uint32_t word) { return static_cast<int>(word & 127); }
+inline int32_t value_of(uint32_t word) { return static_cast<int32_t>(word) / 128; }
+inline uint32_t magnitude(int32_t v) {
+  return v < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(v)) : static_cast<uint32_t>(v);
+}
 
-double standard_normal(SplitMix64& rng) {
+// The rare case: the word fell outside its layer's rectangle. Tail of the base layer
+// (Marsaglia 1964), or the wedge under the density, else a fresh draw.
+double ziggurat_slow(uint32_t word, SplitMix64& rng) {
   const ZigguratTables& z = ziggurat();
   for (;;) {
-    const uint64_t bits = rng.next();
-    const auto index = static_cast<int>(bits & 127);
-    const auto hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
-    const uint32_t magnitude = hz < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(hz))
-                                      : static_cast<uint32_t>(hz);
+    const int index = layer_of(word);
+    const int32_t hz = value_of(word);
     const double x = hz * z.w[index];
-    if (magnitude < z.k[index]) return x;  // inside the rectangle: ~98.8% of draws
+    if (magnitude(hz) < z.k[index]) return x;
     if (index == 0) {
-      // Base layer: sample the tail beyond R (Marsaglia 1964).
       double tx, ty;
       do {
         tx = -std::log(open_uniform(rng)) / ZigguratTables::kR;
@@ -100,12 +105,40 @@ double standard_normal(SplitMix64& rng) {
       } while (ty + ty < tx * tx);
       return hz > 0 ? ZigguratTables::kR + tx : -ZigguratTables::kR - tx;
     }
-    // Wedge: accept under the density, else draw again.
     if (z.f[index] + open_uniform(rng) * (z.f[index - 1] - z.f[index]) < std::exp(-0.5 * x * x)) {
       return x;
     }
+    word = static_cast<uint32_t>(rng.next());
   }
 }
+
+template <typename T>
+void fill_normal(T* out, int64_t n, SplitMix64& rng) {
+  const ZigguratTables& z = ziggurat();
+  int64_t i = 0;
+  while (i < n) {
+    const uint64_t bits = rng.next();
+    for (int half = 0; half < 2 && i < n; ++half, ++i) {
+      const auto word = static_cast<uint32_t>(half == 0 ? bits : bits >> 32);
+      const int index = layer_of(word);
+      const int32_t hz = value_of(word);
+      // Inside the rectangle: ~98.8% of draws, one compare and one multiply.
+      out[i] = magnitude(hz) < z.k[index] ? static_cast<T>(hz * z.w[index])
+                                          : static_cast<T>(ziggurat_slow(word, rng));
+    }
+  }
+}
+
+}  // namespace
+
+double standard_normal(SplitMix64& rng) {
+  double x;
+  fill_normal(&x, 1, rng);
+  return x;
+}
+
+void fill_standard_normal(float* out, int64_t n, SplitMix64& rng) { fill_normal(out, n, rng); }
+void fill_standard_normal(double* out, int64_t n, SplitMix64& rng) { fill_normal(out, n, rng); }
 
 void shuffle(std::vector<int64_t>& values, SplitMix64& rng) {
   for (size_t i = values.size(); i > 1; --i) {
