@@ -24,11 +24,15 @@ MLPImpl::MLPImpl(std::vector<int64_t> widths, Activation activation)
   }
 }
 
-torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+torch::Tensor activate(const torch::Tensor& x, Activation activation) {
+  return activation == Activation::ReLU ? torch::relu(x) : torch::tanh(x);
+}
+
+torch::Tensor MLPImpl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
   auto h = x.flatten(1);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    h = layers_[i]->forward(h);
-    if (i + 1 < layers_.size()) h = activation_ == Activation::ReLU ? torch::relu(h) : torch::tanh(h);
+    h = tape_linear(layers_[i], h, tape);
+    if (i + 1 < layers_.size()) h = activate(h, activation_);
   }
   return h;
 }

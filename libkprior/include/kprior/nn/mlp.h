@@ -2,9 +2,7 @@
 // A multilayer perceptron: input flattened, hidden Linear layers with ReLU or tanh, a linear
 // output layer. Layers are created one statement at a time so their initialisation order
 // (and thus the weights for a given seed) is fixed.
-#include <torch/nn/module.h>
-#include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/linear.h>
+#include "kprior/nn/layer_tape.h"
 
 #include <string>
 #include <vector>
@@ -16,12 +14,12 @@ enum class Activation { ReLU, Tanh };
 /// Parses "relu" or "tanh" (throws kprior::UsageError otherwise).
 Activation parse_activation(const std::string& name);
 
-class MLPImpl : public torch::nn::Module {
+class MLPImpl : public TapedModule {
  public:
   /// `widths` = {inputs, hidden..., outputs}, at least two entries, all > 0.
   MLPImpl(std::vector<int64_t> widths, Activation activation = Activation::ReLU);
   /// Logits [N, outputs] for inputs [N, ...] (flattened to [N, inputs]).
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward_taped(const torch::Tensor& x, LayerTape* tape) override;
   const std::vector<int64_t>& widths() const { return widths_; }
 
  private:
@@ -29,6 +27,9 @@ class MLPImpl : public torch::nn::Module {
   Activation activation_;
   std::vector<torch::nn::Linear> layers_;
 };
+
+/// Applies the hidden activation (shared by the models of this area).
+torch::Tensor activate(const torch::Tensor& x, Activation activation);
 TORCH_MODULE(MLP);
 
 }  // namespace kprior::nn

@@ -1,0 +1,76 @@
+#pragma once
+// The linearization engine (DNN2GP, Khan et al., NeurIPS 2019; METHODS.md §2): per-example
+// Jacobians of chosen output columns (a task's head), predictive variances, kernels and
+// curvature diagonals of a TapedModule under a diagonal posterior Σ, by the fast layer-wise
+// path. `variances` are per-parameter tensors aligned with model.parameters() (e.g.
+// IVON::posterior().variance() when IVON was built from model->parameters()). Every function
+// puts BatchNorm/dropout concerns on the caller: call model.eval() first.
+#include <torch/types.h>
+
+#include <functional>
+#include <vector>
+
+#include "kprior/nn/layer_tape.h"
+
+namespace kprior::linearize {
+
+/// Per-example Jacobians J [N, C, P] of the logits at `columns` w.r.t. all parameters,
+/// flattened in model.parameters() order. Materialises N×C×P: for small N only.
+torch::Tensor jacobian(nn::TapedModule& model, const torch::Tensor& x,
+                       const std::vector<int64_t>& columns);
+
+/// The slow, generic oracle: one backward pass per example and column, for any forward
+/// function of the given parameters. For tests and for modules without a tape.
+torch::Tensor jacobian_oracle(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                              const std::vector<torch::Tensor>& params, const torch::Tensor& x,
+                              const std::vector<int64_t>& columns);
+
+/// Linearized variance of the logits, diag(J Σ Jᵀ) [N, C], without forming J.
+torch::Tensor logit_variance(nn::TapedModule& model, const torch::Tensor& x,
+                             const std::vector<int64_t>& columns,
+                             const std::vector<torch::Tensor>& variances);
+
+/// Full C×C covariance of the logits per example, J Σ Jᵀ [N, C, C].
+torch::Tensor logit_covariance(nn::TapedModule& model, const torch::Tensor& x,
+                               const std::vector<int64_t>& columns,
+                               const std::vector<torch::Tensor>& variances);
+
+/// Variance of the probabilities (softmax over `columns`), diag(Λ J Σ Jᵀ Λ) [N, C],
+/// Λ = diag(p) − p pᵀ.
+torch::Tensor probability_variance(nn::TapedModule& model, const torch::Tensor& x,
+                                   const std::vector<int64_t>& columns,
+                                   const std::vector<torch::Tensor>& variances);
+
+/// Kernel between two input sets, κ(x, x') = J(x) Σ J(x')ᵀ, as [N1, C, N2, C].
+torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torch::Tensor& x2,
+                     const std::vector<int64_t>& columns,
+                     const std::vector<torch::Tensor>& variances);
+
+/// FROMP's per-class kernels (Pan et al., NeurIPS 2020, eq. 7): K_c = J⁽ᶜ⁾ Σ J⁽ᶜ⁾ᵀ with J⁽ᶜ⁾
+/// the Jacobian of the probability of class c, i.e. the (c, c) blocks of Λ J Σ Jᵀ Λ.
+/// Returns [C, N, N] (no jitter added).
+torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
+                            const std::vector<int64_t>& columns,
+                            const std::vector<torch::Tensor>& variances);
+
+enum class Curvature {
+  GGN,              ///< Σ_i J_iᵀ Λ_i J_i (diagonal), Λ the softmax Hessian
+  EmpiricalFisher,  ///< Σ_i (∇ℓ_i)², ∇ℓ_i = J_iᵀ (p_i − y_i)
+  TrueFisher,       ///< Σ_i E_{y~p_i} (J_iᵀ (p_i − 1_y))², the expectation taken exactly
+};
+
+/// Diagonal of the chosen curvature of the cross-entropy over a dataset, streamed in batches
+/// (memory independent of N). `targets` are positions in `columns` (needed for the
+/// empirical Fisher only; may be undefined otherwise). Per parameter, parameters() order.
+/// The prior term (δ) is not included. For softmax cross-entropy the exact true Fisher
+/// equals the GGN (Λ = E_y[(p − 1_y)(p − 1_y)ᵀ]); it is computed here from that expectation.
+std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torch::Tensor& inputs,
+                                              const torch::Tensor& targets,
+                                              const std::vector<int64_t>& columns,
+                                              Curvature kind, int64_t batch_size = 256);
+
+/// Softmax over `columns` of the model's logits, [N, C] (no gradient).
+torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
+                                 const std::vector<int64_t>& columns);
+
+}  // namespace kprior::linearize

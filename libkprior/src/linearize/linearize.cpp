@@ -1,0 +1,276 @@
+#include "kprior/linearize/linearize.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "kprior/core/error.h"
+#include "kprior/linearize/signals.h"
+#include "layer_math.h"
+
+namespace kprior::linearize {
+namespace {
+
+// Where each tape entry's weight and bias sit in model.parameters().
+struct Layout {
+  std::vector<torch::Tensor> params;
+  std::vector<std::pair<int64_t, int64_t>> layer_params;  // (weight index, bias index or -1)
+};
+
+Layout layout_of(nn::TapedModule& model, const std::vector<nn::TapeEntry>& layers) {
+  Layout l;
+  l.params = model.parameters();
+  std::map<const void*, int64_t> index;
+  for (size_t i = 0; i < l.params.size(); ++i) index[l.params[i].unsafeGetTensorImpl()] = static_cast<int64_t>(i);
+  std::vector<int> used(l.params.size(), 0);
+  auto find = [&](const torch::Tensor& t) -> int64_t {
+    if (!t.defined()) return -1;
+    auto it = index.find(t.unsafeGetTensorImpl());
+    if (it == index.end()) throw UsageError("linearize: a taped layer's parameter is not a model parameter");
+    if (++used[static_cast<size_t>(it->second)] > 1) {
+      throw UsageError("linearize: a layer is applied twice in one forward (shared weights are not supported)");
+    }
+    return it->second;
+  };
+  for (const auto& e : layers) l.layer_params.emplace_back(find(e.weight), find(e.bias));
+  for (size_t i = 0; i < used.size(); ++i) {
+    if (used[i] == 0) {
+      throw UsageError("linearize: parameter " + std::to_string(i) +
+                       " of the model is not in a taped Linear/Conv2d layer");
+    }
+  }
+  return l;
+}
+
+void check_variances(const Layout& l, const std::vector<torch::Tensor>& variances) {
+  if (variances.size() != l.params.size()) {
+    throw UsageError("linearize: " + std::to_string(variances.size()) + " variance tensors for " +
+                     std::to_string(l.params.size()) + " parameters (align them with parameters())");
+  }
+  for (size_t i = 0; i < variances.size(); ++i) {
+    if (!variances[i].sizes().equals(l.params[i].sizes())) {
+      throw UsageError("linearize: variance " + std::to_string(i) + " has the wrong shape");
+    }
+  }
+}
+
+// The (weight, bias) variances of layer `k`, in the signals' dtype.
+std::pair<torch::Tensor, torch::Tensor> layer_vars(const Layout& l, size_t k,
+                                                   const std::vector<torch::Tensor>& variances,
+                                                   const torch::Tensor& like) {
+  const auto [wi, bi] = l.layer_params[k];
+  auto vw = variances[static_cast<size_t>(wi)].to(like.options());
+  torch::Tensor vb;
+  if (bi >= 0) vb = variances[static_cast<size_t>(bi)].to(like.options());
+  return {vw, vb};
+}
+
+torch::Tensor head(const torch::Tensor& logits, const std::vector<int64_t>& columns) {
+  return logits.index_select(1, torch::tensor(columns, torch::kLong).to(logits.device()));
+}
+
+// Λ = diag(p) − p pᵀ per example [N, C, C].
+torch::Tensor softmax_hessian(const torch::Tensor& p) {
+  return torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
+}
+
+// Cotangents [N, R, C_out] placing rows [N, R, C] (over the head) into the full output.
+CotangentFn head_rows(const std::vector<int64_t>& columns,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& rows_of_head) {
+  return [columns, rows_of_head](const torch::Tensor& logits) {
+    const auto rows = rows_of_head(head(logits, columns));
+    auto cot = torch::zeros({logits.size(0), rows.size(1), logits.size(1)}, logits.options());
+    cot.index_copy_(2, torch::tensor(columns, torch::kLong).to(logits.device()), rows);
+    return cot;
+  };
+}
+
+void check_columns(const std::vector<int64_t>& columns) {
+  if (columns.empty()) throw UsageError("linearize: no output columns given");
+}
+
+}  // namespace
+
+torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
+                                 const std::vector<int64_t>& columns) {
+  check_columns(columns);
+  torch::NoGradGuard no_grad;
+  return torch::softmax(head(model.forward(x), columns), 1);
+}
+
+torch::Tensor jacobian(nn::TapedModule& model, const torch::Tensor& x,
+                       const std::vector<int64_t>& columns) {
+  check_columns(columns);
+  const auto s = backprop_signals(model, x, unit_rows(columns));
+  const auto l = layout_of(model, s.layers);
+  std::vector<torch::Tensor> blocks(l.params.size());
+  for (size_t k = 0; k < s.layers.size(); ++k) {
+    auto [gw, gb] = detail::per_example_grads(s.layers[k], s.t[k]);
+    blocks[static_cast<size_t>(l.layer_params[k].first)] = gw;
+    if (l.layer_params[k].second >= 0) blocks[static_cast<size_t>(l.layer_params[k].second)] = gb;
+  }
+  return torch::cat(blocks, 2);
+}
+
+torch::Tensor jacobian_oracle(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                              const std::vector<torch::Tensor>& params, const torch::Tensor& x,
+                              const std::vector<int64_t>& columns) {
+  check_columns(columns);
+  torch::AutoGradMode grad_on(true);
+  std::vector<torch::Tensor> rows;
+  for (int64_t n = 0; n < x.size(0); ++n) {
+    const auto f = forward(x.slice(0, n, n + 1));
+    for (int64_t c : columns) {
+      const auto grads = torch::autograd::grad({f[0][c]}, params, {}, /*retain_graph=*/true,
+                                               /*create_graph=*/false, /*allow_unused=*/true);
+      std::vector<torch::Tensor> flat;
+      for (size_t i = 0; i < params.size(); ++i) {
+        flat.push_back((grads[i].defined() ? grads[i] : torch::zeros_like(params[i])).reshape(-1));
+      }
+      rows.push_back(torch::cat(flat));
+    }
+  }
+  return torch::stack(rows).reshape({x.size(0), static_cast<int64_t>(columns.size()), -1});
+}
+
+torch::Tensor logit_variance(nn::TapedModule& model, const torch::Tensor& x,
+                             const std::vector<int64_t>& columns,
+                             const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  const auto s = backprop_signals(model, x, unit_rows(columns));
+  const auto l = layout_of(model, s.layers);
+  check_variances(l, variances);
+  torch::Tensor v;
+  for (size_t k = 0; k < s.layers.size(); ++k) {
+    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
+    auto part = detail::diag_quadratic(s.layers[k], s.t[k], vw, vb);
+    v = v.defined() ? v + part : part;
+  }
+  return v;
+}
+
+torch::Tensor logit_covariance(nn::TapedModule& model, const torch::Tensor& x,
+                               const std::vector<int64_t>& columns,
+                               const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  const auto s = backprop_signals(model, x, unit_rows(columns));
+  const auto l = layout_of(model, s.layers);
+  check_variances(l, variances);
+  torch::Tensor v;
+  for (size_t k = 0; k < s.layers.size(); ++k) {
+    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
+    auto part = detail::row_covariance(s.layers[k], s.t[k], vw, vb);
+    v = v.defined() ? v + part : part;
+  }
+  return v;
+}
+
+torch::Tensor probability_variance(nn::TapedModule& model, const torch::Tensor& x,
+                                   const std::vector<int64_t>& columns,
+                                   const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  // Rows of Λ as cotangents: row c is the gradient direction of p_c, so the diagonal
+  // quadratic form gives diag(Λ J Σ Jᵀ Λ) directly.
+  const auto s = backprop_signals(model, x, head_rows(columns, [](const torch::Tensor& f) {
+    return softmax_hessian(torch::softmax(f, 1));
+  }));
+  const auto l = layout_of(model, s.layers);
+  check_variances(l, variances);
+  torch::Tensor v;
+  for (size_t k = 0; k < s.layers.size(); ++k) {
+    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
+    auto part = detail::diag_quadratic(s.layers[k], s.t[k], vw, vb);
+    v = v.defined() ? v + part : part;
+  }
+  return v;
+}
+
+namespace {
+
+torch::Tensor cross_kernel(nn::TapedModule& model, const torch::Tensor& x1,
+                           const torch::Tensor& x2, const CotangentFn& rows,
+                           const std::vector<torch::Tensor>& variances) {
+  const auto s1 = backprop_signals(model, x1, rows);
+  const auto s2 = x1.is_same(x2) ? s1 : backprop_signals(model, x2, rows);
+  const auto l = layout_of(model, s1.layers);
+  check_variances(l, variances);
+  torch::Tensor k;
+  for (size_t i = 0; i < s1.layers.size(); ++i) {
+    auto [vw, vb] = layer_vars(l, i, variances, s1.t[i]);
+    auto part = detail::cross_quadratic(s1.layers[i], s1.t[i], s2.layers[i], s2.t[i], vw, vb);
+    k = k.defined() ? k + part : part;
+  }
+  return k;
+}
+
+}  // namespace
+
+torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torch::Tensor& x2,
+                     const std::vector<int64_t>& columns,
+                     const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  return cross_kernel(model, x1, x2, unit_rows(columns), variances);
+}
+
+torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
+                            const std::vector<int64_t>& columns,
+                            const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  const auto rows = head_rows(columns, [](const torch::Tensor& f) {
+    return softmax_hessian(torch::softmax(f, 1));
+  });
+  const auto k = cross_kernel(model, x, x, rows, variances);  // [N, C, N, C]
+  // The (c, c) blocks.
+  return torch::diagonal(k, 0, 1, 3).permute({2, 0, 1}).contiguous();
+}
+
+std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torch::Tensor& inputs,
+                                              const torch::Tensor& targets,
+                                              const std::vector<int64_t>& columns,
+                                              Curvature kind, int64_t batch_size) {
+  check_columns(columns);
+  if (batch_size <= 0) throw UsageError("curvature_diagonal: batch size must be > 0");
+  if (kind == Curvature::EmpiricalFisher &&
+      (!targets.defined() || targets.size(0) != inputs.size(0))) {
+    throw UsageError("curvature_diagonal: the empirical Fisher needs one target per input");
+  }
+  const auto params = model.parameters();
+  std::vector<torch::Tensor> total;
+  for (const auto& p : params) total.push_back(torch::zeros_like(p).detach());
+  for (int64_t start = 0; start < inputs.size(0); start += batch_size) {
+    const int64_t stop = std::min(inputs.size(0), start + batch_size);
+    CotangentFn rows;
+    if (kind == Curvature::GGN) {
+      // Λ = Σ_k u_k u_kᵀ with u_k = √p_k (1_k − p) (METHODS.md §2).
+      rows = head_rows(columns, [](const torch::Tensor& f) {
+        const auto p = torch::softmax(f, 1);
+        const auto eye = torch::eye(p.size(1), p.options()).unsqueeze(0);
+        return p.sqrt().unsqueeze(2) * (eye - p.unsqueeze(1));
+      });
+    } else if (kind == Curvature::TrueFisher) {
+      // E_{y~p}[(p − 1_y)(p − 1_y)ᵀ]: row y is √p_y (p − 1_y).
+      rows = head_rows(columns, [](const torch::Tensor& f) {
+        const auto p = torch::softmax(f, 1);
+        const auto eye = torch::eye(p.size(1), p.options()).unsqueeze(0);
+        return p.sqrt().unsqueeze(2) * (p.unsqueeze(1) - eye);
+      });
+    } else {
+      const auto y = targets.slice(0, start, stop);
+      rows = head_rows(columns, [y](const torch::Tensor& f) {
+        const auto p = torch::softmax(f, 1);
+        return (p - torch::one_hot(y.to(torch::kLong).to(p.device()), p.size(1)).to(p.dtype()))
+            .unsqueeze(1);
+      });
+    }
+    const auto s = backprop_signals(model, inputs.slice(0, start, stop), rows);
+    const auto l = layout_of(model, s.layers);
+    for (size_t k = 0; k < s.layers.size(); ++k) {
+      auto [w, b] = detail::sum_squares(s.layers[k], s.t[k]);
+      total[static_cast<size_t>(l.layer_params[k].first)] += w.reshape(params[static_cast<size_t>(l.layer_params[k].first)].sizes());
+      if (l.layer_params[k].second >= 0) total[static_cast<size_t>(l.layer_params[k].second)] += b;
+    }
+  }
+  return total;
+}
+
+}  // namespace kprior::linearize

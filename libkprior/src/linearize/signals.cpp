@@ -1,0 +1,60 @@
+#include "kprior/linearize/signals.h"
+
+#include <torch/torch.h>
+
+#include "kprior/core/error.h"
+
+namespace kprior::linearize {
+
+Signals backprop_signals(nn::TapedModule& model, const torch::Tensor& x,
+                         const CotangentFn& cotangents) {
+  torch::AutoGradMode grad_on(true);
+  nn::LayerTape tape;
+  // An input on the graph guarantees the layer outputs are too, even with frozen weights.
+  const auto logits = model.forward_taped(x.detach().requires_grad_(true), &tape);
+  if (logits.dim() != 2) throw UsageError("linearize: the model must return logits [N, C]");
+  if (tape.entries().empty()) throw UsageError("linearize: the model recorded no layer on its tape");
+  const auto cot = cotangents(logits.detach());
+  if (cot.dim() != 3 || cot.size(0) != logits.size(0) || cot.size(2) != logits.size(1)) {
+    throw UsageError("linearize: cotangents must be [N, R, C_out]");
+  }
+  std::vector<torch::Tensor> outputs;
+  for (const auto& e : tape.entries()) outputs.push_back(e.output);
+  const int64_t rows = cot.size(1);
+  std::vector<std::vector<torch::Tensor>> per_row(outputs.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto grads = torch::autograd::grad({logits}, outputs, {cot.select(1, r).to(logits.dtype())},
+                                             /*retain_graph=*/true, /*create_graph=*/false,
+                                             /*allow_unused=*/true);
+    for (size_t l = 0; l < outputs.size(); ++l) {
+      per_row[l].push_back(grads[l].defined() ? grads[l] : torch::zeros_like(outputs[l]));
+    }
+  }
+  Signals s;
+  s.logits = logits.detach();
+  for (size_t l = 0; l < outputs.size(); ++l) {
+    nn::TapeEntry e = tape.entries()[l];
+    e.input = e.input.detach();
+    e.output = e.output.detach();
+    s.layers.push_back(std::move(e));
+    s.t.push_back(torch::stack(per_row[l], 1));
+  }
+  return s;
+}
+
+CotangentFn unit_rows(const std::vector<int64_t>& columns) {
+  return [columns](const torch::Tensor& logits) {
+    const int64_t n = logits.size(0), c_out = logits.size(1);
+    auto cot = torch::zeros({n, static_cast<int64_t>(columns.size()), c_out}, logits.options());
+    for (size_t r = 0; r < columns.size(); ++r) {
+      if (columns[r] < 0 || columns[r] >= c_out) {
+        throw UsageError("linearize: output column " + std::to_string(columns[r]) +
+                         " outside [0, " + std::to_string(c_out) + ")");
+      }
+      cot.select(1, static_cast<int64_t>(r)).select(1, columns[r]).fill_(1.0);
+    }
+    return cot;
+  };
+}
+
+}  // namespace kprior::linearize

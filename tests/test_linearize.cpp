@@ -1,0 +1,200 @@
+// The fast layer-wise linearization against the slow oracle (one backward pass per example
+// and column), in float64, on random MLPs and CNNs, several heads and batch sizes
+// (METHODS.md §2–3, issue 4).
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "catch.h"
+#include "kprior/core/error.h"
+#include "kprior/linearize/linearize.h"
+#include "kprior/linearize/predictive.h"
+#include "kprior/memory/scores.h"
+#include "kprior/nn/cifarnet.h"
+#include "kprior/nn/lenet5.h"
+#include "kprior/nn/mlp.h"
+
+using namespace kprior;
+
+namespace {
+
+// max |a − b| / max |b|: the relative error the issue bounds by 1e-10.
+double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  const double scale = b.abs().max().item<double>();
+  return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
+}
+
+std::vector<torch::Tensor> random_variances(nn::TapedModule& model) {
+  std::vector<torch::Tensor> v;
+  for (const auto& p : model.parameters()) v.push_back(torch::rand_like(p) + 0.1);
+  return v;
+}
+
+torch::Tensor flat(const std::vector<torch::Tensor>& parts) {
+  std::vector<torch::Tensor> f;
+  for (const auto& p : parts) f.push_back(p.reshape(-1));
+  return torch::cat(f);
+}
+
+torch::Tensor oracle_jacobian(nn::TapedModule& model, const torch::Tensor& x,
+                              const std::vector<int64_t>& cols) {
+  return linearize::jacobian_oracle([&](const torch::Tensor& in) { return model.forward(in); },
+                                    model.parameters(), x, cols);
+}
+
+torch::Tensor softmax_hessian(const torch::Tensor& p) {
+  return torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
+}
+
+struct Case {
+  std::string name;
+  std::shared_ptr<nn::TapedModule> model;
+  torch::Tensor x1, x2;
+  std::vector<int64_t> columns;
+};
+
+std::vector<Case> cases() {
+  torch::manual_seed(5);
+  std::vector<Case> out;
+  auto mlp = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{6, 5, 4, 7}, nn::Activation::Tanh);
+  auto relu = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{6, 8, 7});
+  auto lenet = std::make_shared<nn::LeNet5Impl>(9);
+  auto cifar = std::make_shared<nn::CifarNetImpl>(6);
+  for (auto m : std::vector<std::shared_ptr<nn::TapedModule>>{mlp, relu, lenet, cifar}) {
+    m->to(torch::kFloat64);
+    m->eval();
+  }
+  const auto opts = torch::TensorOptions(torch::kFloat64);
+  out.push_back({"mlp-tanh N=5 all", mlp, torch::randn({5, 6}, opts), torch::randn({3, 6}, opts), {0, 1, 2, 3, 4, 5, 6}});
+  out.push_back({"mlp-tanh N=1 one class", mlp, torch::randn({1, 6}, opts), torch::randn({1, 6}, opts), {4}});
+  out.push_back({"mlp-relu N=4 head", relu, torch::randn({4, 6}, opts), torch::randn({2, 6}, opts), {5, 1}});
+  out.push_back({"lenet5 N=3 head", lenet, torch::randn({3, 1, 28, 28}, opts), torch::randn({2, 1, 28, 28}, opts), {1, 4, 7}});
+  out.push_back({"lenet5 N=1 one class", lenet, torch::randn({1, 1, 28, 28}, opts), torch::randn({1, 1, 28, 28}, opts), {8}});
+  out.push_back({"cifarnet N=2 head", cifar, torch::randn({2, 3, 32, 32}, opts), torch::randn({1, 3, 32, 32}, opts), {0, 5}});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("fast Jacobians, variances and kernels equal the oracle", "[linearize]") {
+  for (const auto& c : cases()) {
+    CAPTURE(c.name);
+    auto& m = *c.model;
+    const auto var = random_variances(m);
+    const auto sigma = flat(var);
+    const auto j1 = oracle_jacobian(m, c.x1, c.columns);
+    const auto j2 = oracle_jacobian(m, c.x2, c.columns);
+
+    CHECK(rel_err(linearize::jacobian(m, c.x1, c.columns), j1) < 1e-10);
+
+    // diag(J Σ Jᵀ), J Σ Jᵀ per example, J1 Σ J2ᵀ
+    const auto cov = torch::einsum("nap,p,nbp->nab", {j1, sigma, j1});
+    CHECK(rel_err(linearize::logit_variance(m, c.x1, c.columns, var), cov.diagonal(0, 1, 2)) < 1e-10);
+    CHECK(rel_err(linearize::logit_covariance(m, c.x1, c.columns, var), cov) < 1e-10);
+    const auto k12 = torch::einsum("nap,p,mbp->namb", {j1, sigma, j2});
+    CHECK(rel_err(linearize::kernel(m, c.x1, c.x2, c.columns, var), k12) < 1e-10);
+
+    // Λ J Σ Jᵀ Λ: its diagonal, and FROMP's (c, c) blocks across examples.
+    const auto p = linearize::head_probabilities(m, c.x1, c.columns);
+    const auto lam = softmax_hessian(p);
+    const auto lj = torch::einsum("nac,ncp->nap", {lam, j1});
+    const auto prob_cov = torch::einsum("nap,p,nbp->nab", {lj, sigma, lj});
+    CHECK(rel_err(linearize::probability_variance(m, c.x1, c.columns, var),
+                  prob_cov.diagonal(0, 1, 2)) < 1e-10);
+    const auto full = torch::einsum("nap,p,mbp->namb", {lj, sigma, lj});
+    const auto fromp = linearize::fromp_kernels(m, c.x1, c.columns, var);
+    REQUIRE(fromp.size(0) == static_cast<int64_t>(c.columns.size()));
+    for (int64_t k = 0; k < fromp.size(0); ++k) {
+      CHECK(rel_err(fromp[k], full.select(3, k).select(1, k)) < 1e-10);
+    }
+  }
+}
+
+TEST_CASE("curvature diagonals equal their definitions, streamed in batches", "[linearize]") {
+  for (const auto& c : cases()) {
+    CAPTURE(c.name);
+    auto& m = *c.model;
+    const auto x = torch::cat({c.x1, c.x2});
+    const auto n = x.size(0);
+    const auto targets = torch::arange(n) % static_cast<int64_t>(c.columns.size());
+    const auto j = oracle_jacobian(m, x, c.columns);
+    const auto p = linearize::head_probabilities(m, x, c.columns);
+    // GGN: Σ_n diag(J_nᵀ Λ_n J_n); empirical Fisher: Σ_n (J_nᵀ (p_n − y_n))².
+    const auto ggn = torch::einsum("nap,nab,nbp->p", {j, softmax_hessian(p), j});
+    const auto e = p - torch::one_hot(targets, p.size(1)).to(p.dtype());
+    const auto emp = torch::einsum("nap,na->np", {j, e}).square().sum(0);
+    for (int64_t batch : {int64_t{2}, int64_t{256}}) {
+      CAPTURE(batch);
+      using linearize::Curvature;
+      CHECK(rel_err(flat(linearize::curvature_diagonal(m, x, {}, c.columns, Curvature::GGN, batch)), ggn) < 1e-10);
+      CHECK(rel_err(flat(linearize::curvature_diagonal(m, x, targets, c.columns, Curvature::EmpiricalFisher, batch)), emp) < 1e-10);
+      // The exact true Fisher of softmax cross-entropy is the GGN.
+      CHECK(rel_err(flat(linearize::curvature_diagonal(m, x, {}, c.columns, Curvature::TrueFisher, batch)), ggn) < 1e-10);
+    }
+  }
+}
+
+TEST_CASE("linearization rejects what it cannot handle", "[linearize]") {
+  auto mlp = nn::MLP(std::vector<int64_t>{3, 2});
+  const auto x = torch::randn({2, 3});
+  CHECK_THROWS_WITH(linearize::logit_variance(*mlp, x, {0}, {torch::ones({2, 3})}),
+                    Catch::Matchers::Contains("1 variance tensors for 2 parameters"));
+  CHECK_THROWS_WITH(linearize::jacobian(*mlp, x, {5}), Catch::Matchers::Contains("outside [0, 2)"));
+  CHECK_THROWS_AS(linearize::jacobian(*mlp, x, {}), UsageError);
+  // A parameter outside any taped layer.
+  struct Extra : nn::TapedModule {
+    torch::nn::Linear fc{nullptr};
+    torch::Tensor scale;
+    Extra() {
+      fc = register_module("fc", torch::nn::Linear(3, 2));
+      scale = register_parameter("scale", torch::ones({1}));
+    }
+    torch::Tensor forward_taped(const torch::Tensor& in, nn::LayerTape* tape) override {
+      return nn::tape_linear(fc, in, tape) * scale;
+    }
+  } extra;
+  CHECK_THROWS_WITH(linearize::jacobian(extra, x, {0}), Catch::Matchers::Contains("not in a taped"));
+}
+
+TEST_CASE("memorable-example scores and per-class selection on hand-made numbers", "[memory]") {
+  const auto p = torch::tensor({{0.9, 0.1}, {0.5, 0.5}, {0.2, 0.8}}, torch::kFloat64);
+  // Tr Λ = Σ p(1 − p): 0.18, 0.5, 0.32
+  CHECK(torch::allclose(memory::lambda_trace_scores(p), torch::tensor({0.18, 0.5, 0.32}, torch::kFloat64)));
+  // Σ |e λ v| with y = (0, 1, 1), v by hand: 0.009 + 0.018, 0.0625 + 0.0625, 0.064 + 0.032
+  const auto v = torch::tensor({{1.0, 2.0}, {0.5, 0.5}, {2.0, 1.0}}, torch::kFloat64);
+  CHECK(torch::allclose(memory::mpe_scores(p, torch::tensor({0, 1, 1}), v),
+                        torch::tensor({0.027, 0.125, 0.096}, torch::kFloat64)));
+  const auto scores = torch::tensor({0.3, 0.9, 0.9, 0.1, 0.5});
+  const auto labels = torch::tensor({1, 0, 0, 1, 1});
+  CHECK(memory::select_top_per_class(scores, labels, 1) == std::vector<int64_t>{1, 4});
+  CHECK(memory::select_top_per_class(scores, labels, 2) == std::vector<int64_t>{1, 2, 4, 0});
+  CHECK(memory::select_top_per_class(scores, labels, 5) == std::vector<int64_t>{1, 2, 4, 0, 3});
+  const auto r = memory::random_scores(1000, 3);
+  CHECK(torch::equal(r, memory::random_scores(1000, 3)));
+  CHECK(r.min().item<double>() >= 0.0);
+  CHECK(r.max().item<double>() < 1.0);
+  CHECK(std::abs(r.mean().item<double>() - 0.5) < 0.05);
+}
+
+TEST_CASE("GLM predictives: probit and Monte Carlo against 1-D quadrature", "[linearize]") {
+  const auto f = torch::tensor({{0.3, -0.4}, {2.0, 1.0}}, torch::kFloat64);
+  // Zero variance: both equal the softmax.
+  CHECK(torch::allclose(linearize::probit_predictive(f, torch::zeros_like(f)), torch::softmax(f, 1)));
+  // Two classes: p_1 = E[sigmoid(d)], d = f1 − f0 ~ N(μ, s²), s² = V00 + V11 − 2 V01.
+  const auto cov = torch::tensor({{{1.0, 0.3}, {0.3, 0.8}}, {{0.5, -0.2}, {-0.2, 2.0}}}, torch::kFloat64);
+  auto gen = at::detail::createCPUGenerator(17);
+  const int64_t samples = 40000;
+  const auto mc = linearize::mc_glm_predictive(f, cov, samples, gen);
+  for (int64_t n = 0; n < 2; ++n) {
+    const double mu = (f[n][1] - f[n][0]).item<double>();
+    const double s2 = (cov[n][0][0] + cov[n][1][1] - 2 * cov[n][0][1]).item<double>();
+    double integral = 0, step = 1e-3;
+    for (double z = -10; z < 10; z += step) {
+      integral += step * std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI) /
+                  (1 + std::exp(-(mu + std::sqrt(s2) * z)));
+    }
+    // Monte-Carlo standard error ≤ 0.5/√S = 0.0025; allow 4 of it.
+    CHECK(std::abs(mc[n][1].item<double>() - integral) < 0.01);
+  }
+}
