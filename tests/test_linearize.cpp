@@ -13,6 +13,7 @@
 #include "kprior/nn/cifarnet.h"
 #include "kprior/nn/lenet5.h"
 #include "kprior/nn/mlp.h"
+#include "kprior/posterior/sources.h"
 
 using namespace kprior;
 
@@ -94,6 +95,11 @@ TEST_CASE("fast Jacobians, variances and kernels equal the oracle", "[linearize]
     CHECK(rel_err(linearize::logit_covariance(m, c.x1, c.columns, var), cov) < 1e-10);
     const auto k12 = torch::einsum("nap,p,mbp->namb", {j1, sigma, j2});
     CHECK(rel_err(linearize::kernel(m, c.x1, c.x2, c.columns, var), k12) < 1e-10);
+    const auto k11 = torch::einsum("nap,p,mbp->namb", {j1, sigma, j1});
+    const auto blocks = linearize::class_kernels(m, c.x1, c.columns, var);
+    for (int64_t k = 0; k < blocks.size(0); ++k) {
+      CHECK(rel_err(blocks[k], k11.select(3, k).select(1, k)) < 1e-10);
+    }
 
     // Λ J Σ Jᵀ Λ: its diagonal, and FROMP's (c, c) blocks across examples.
     const auto p = linearize::head_probabilities(m, c.x1, c.columns);
@@ -197,4 +203,30 @@ TEST_CASE("GLM predictives: probit and Monte Carlo against 1-D quadrature", "[li
     // Monte-Carlo standard error ≤ 0.5/√S = 0.0025; allow 4 of it.
     CHECK(std::abs(mc[n][1].item<double>() - integral) < 0.01);
   }
+}
+
+TEST_CASE("posterior sources: Laplace from the GGN, Adam's second moment", "[linearize]") {
+  torch::manual_seed(4);
+  auto mlp = nn::MLP(std::vector<int64_t>{3, 4, 2});
+  mlp->to(torch::kFloat64);
+  const auto x = torch::randn({6, 3}, torch::kFloat64);
+  const auto ggn = linearize::curvature_diagonal(*mlp, x, {}, {0, 1}, linearize::Curvature::GGN);
+  const auto q = posterior::laplace(mlp->parameters(), ggn, 2.0);
+  CHECK(q.source() == "laplace");
+  CHECK(torch::allclose(q.flat_precision(), flat(ggn) + 2.0));
+  CHECK(torch::equal(q.flat_mean(), flat(mlp->parameters())));
+  // The posterior plugs into the engine: the variance of a single-parameter-tensor change.
+  CHECK(linearize::logit_variance(*mlp, x, {0, 1}, q.variance()).min().item<double>() > 0);
+
+  torch::optim::Adam adam(mlp->parameters(), torch::optim::AdamOptions(1e-3));
+  adam.zero_grad();
+  mlp->forward(x).square().sum().backward();
+  adam.step();
+  const auto v = posterior::adam_second_moments(adam, mlp->parameters());
+  // After one step v = (1 − β2) g².
+  CHECK(torch::allclose(v[0], 0.001 * mlp->parameters()[0].grad().square()));
+  const auto qa = posterior::from_adam_moments(mlp->parameters(), v, 100.0, 0.5);
+  CHECK(qa.source() == "adam");
+  CHECK(torch::allclose(qa.flat_variance(), (flat(v).sqrt() * 100.0 + 0.5).reciprocal()));
+  CHECK_THROWS_AS(posterior::laplace(mlp->parameters(), {ggn[0]}, 1.0), UsageError);
 }

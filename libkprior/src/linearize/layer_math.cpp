@@ -29,8 +29,9 @@ torch::Tensor conv_weight_grads(const nn::TapeEntry& e, const torch::Tensor& t) 
       e.input, torch::nn::functional::UnfoldFuncOptions(e.kernel_size)
                    .dilation(e.dilation).padding(e.padding).stride(e.stride));
   const int64_t n = t.size(0), r = t.size(1), c_out = t.size(2);
-  const auto tl = t.reshape({n, r, c_out, -1});
-  return torch::einsum("nrcl,nkl->nrck", {tl, u}).reshape({n, r, -1});
+  // One batched GEMM per example: [R·C_out, L] × [L, K] (einsum may broadcast instead).
+  const auto tl = t.reshape({n, r * c_out, -1});
+  return tl.bmm(u.transpose(1, 2)).reshape({n, r, -1});
 }
 
 }  // namespace

@@ -89,7 +89,22 @@ void check_columns(const std::vector<int64_t>& columns) {
   if (columns.empty()) throw UsageError("linearize: no output columns given");
 }
 
+// Per-example results are computed kBatch inputs at a time, so memory does not grow with N.
+constexpr int64_t kBatch = 512;
+
+torch::Tensor in_batches(const torch::Tensor& x,
+                         const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+  if (x.size(0) <= kBatch) return fn(x);
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < x.size(0); s += kBatch) parts.push_back(fn(x.slice(0, s, s + kBatch)));
+  return torch::cat(parts, 0);
+}
+
 }  // namespace
+
+torch::Tensor logit_variance_batch(nn::TapedModule&, const torch::Tensor&, const std::vector<int64_t>&, const std::vector<torch::Tensor>&);
+torch::Tensor logit_covariance_batch(nn::TapedModule&, const torch::Tensor&, const std::vector<int64_t>&, const std::vector<torch::Tensor>&);
+torch::Tensor probability_variance_batch(nn::TapedModule&, const torch::Tensor&, const std::vector<int64_t>&, const std::vector<torch::Tensor>&);
 
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns) {
@@ -137,6 +152,13 @@ torch::Tensor logit_variance(nn::TapedModule& model, const torch::Tensor& x,
                              const std::vector<int64_t>& columns,
                              const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
+  return in_batches(x, [&](const torch::Tensor& xb) { return logit_variance_batch(model, xb, columns, variances); });
+}
+
+torch::Tensor logit_variance_batch(nn::TapedModule& model, const torch::Tensor& x,
+                             const std::vector<int64_t>& columns,
+                             const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
   const auto s = backprop_signals(model, x, unit_rows(columns));
   const auto l = layout_of(model, s.layers);
   check_variances(l, variances);
@@ -153,6 +175,13 @@ torch::Tensor logit_covariance(nn::TapedModule& model, const torch::Tensor& x,
                                const std::vector<int64_t>& columns,
                                const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
+  return in_batches(x, [&](const torch::Tensor& xb) { return logit_covariance_batch(model, xb, columns, variances); });
+}
+
+torch::Tensor logit_covariance_batch(nn::TapedModule& model, const torch::Tensor& x,
+                             const std::vector<int64_t>& columns,
+                             const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
   const auto s = backprop_signals(model, x, unit_rows(columns));
   const auto l = layout_of(model, s.layers);
   check_variances(l, variances);
@@ -168,6 +197,13 @@ torch::Tensor logit_covariance(nn::TapedModule& model, const torch::Tensor& x,
 torch::Tensor probability_variance(nn::TapedModule& model, const torch::Tensor& x,
                                    const std::vector<int64_t>& columns,
                                    const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  return in_batches(x, [&](const torch::Tensor& xb) { return probability_variance_batch(model, xb, columns, variances); });
+}
+
+torch::Tensor probability_variance_batch(nn::TapedModule& model, const torch::Tensor& x,
+                             const std::vector<int64_t>& columns,
+                             const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
   // Rows of Λ as cotangents: row c is the gradient direction of p_c, so the diagonal
   // quadratic form gives diag(Λ J Σ Jᵀ Λ) directly.
@@ -210,6 +246,14 @@ torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torc
                      const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
   return cross_kernel(model, x1, x2, unit_rows(columns), variances);
+}
+
+torch::Tensor class_kernels(nn::TapedModule& model, const torch::Tensor& x,
+                            const std::vector<int64_t>& columns,
+                            const std::vector<torch::Tensor>& variances) {
+  check_columns(columns);
+  const auto k = cross_kernel(model, x, x, unit_rows(columns), variances);  // [N, C, N, C]
+  return torch::diagonal(k, 0, 1, 3).permute({2, 0, 1}).contiguous();
 }
 
 torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,

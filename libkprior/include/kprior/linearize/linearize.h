@@ -46,6 +46,11 @@ torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torc
                      const std::vector<int64_t>& columns,
                      const std::vector<torch::Tensor>& variances);
 
+/// Per-class blocks of J Σ Jᵀ across one input set: [C, N, N], block c = κ(x_n, x_m)_{cc}.
+torch::Tensor class_kernels(nn::TapedModule& model, const torch::Tensor& x,
+                            const std::vector<int64_t>& columns,
+                            const std::vector<torch::Tensor>& variances);
+
 /// FROMP's per-class kernels (Pan et al., NeurIPS 2020, eq. 7): K_c = J⁽ᶜ⁾ Σ J⁽ᶜ⁾ᵀ with J⁽ᶜ⁾
 /// the Jacobian of the probability of class c, i.e. the (c, c) blocks of Λ J Σ Jᵀ Λ.
 /// Returns [C, N, N] (no jitter added).
