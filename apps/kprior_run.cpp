@@ -1,9 +1,11 @@
-// kprior-run: runs a continual-learning experiment on a task sequence and writes its results.
-// This version trains the fine-tuning baseline (no regularizer) with IVON, Adam or SGD; the
-// regularized methods (EWC, FROMP, replay, K-prior) are added by the methods work (issue 5).
+// kprior-run: a continual-learning experiment on a task sequence — train each task in turn
+// with the chosen method(s), evaluate every task seen so far, write results other tools read.
 #include <fmt/core.h>
 #include <torch/torch.h>
+#include <torch/version.h>
+#include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,9 +15,14 @@
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
-#include "kprior/train/finetune.h"
+#include "kprior/nn/mlp.h"
+#include "kprior/regularize/factory.h"
+#include "kprior/train/continual_learner.h"
+#include "kprior/train/published_settings.h"
 
 namespace {
+
+using nlohmann::json;
 
 std::vector<int64_t> parse_widths(const std::string& text) {
   std::vector<int64_t> widths;
@@ -31,116 +38,215 @@ std::vector<int64_t> parse_widths(const std::string& text) {
   return widths;
 }
 
-void write_outputs(const std::string& out_dir, const nlohmann::json& config,
-                   const kprior::train::SequenceResult& r) {
-  std::filesystem::create_directories(out_dir);
+std::string join(const std::vector<int64_t>& v) {
+  std::string s;
+  for (auto x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
+// Progress on one line per task on a terminal, one line per epoch otherwise.
+void print_progress(const kprior::train::Progress& p, int64_t num_tasks, bool tty) {
+  if (tty) {
+    const int width = 20;
+    const int done = static_cast<int>(width * (p.epoch + 1) / p.epochs);
+    fmt::print("\r  task {}/{} [{}{}] epoch {}/{}  loss {:.4f}", p.task + 1, num_tasks,
+               std::string(static_cast<size_t>(done), '#'), std::string(static_cast<size_t>(width - done), '.'),
+               p.epoch + 1, p.epochs, p.mean_loss);
+    if (p.epoch + 1 == p.epochs) fmt::print("\n");
+  } else {
+    fmt::print("  task {}/{} epoch {}/{}  loss {:.4f}\n", p.task + 1, num_tasks, p.epoch + 1,
+               p.epochs, p.mean_loss);
+  }
+  std::fflush(stdout);
+}
+
+json result_json(const kprior::train::SequenceResult& r) {
   const int64_t last = r.task_incremental.num_tasks() - 1;
-  nlohmann::json results;
-  results["kprior_version"] = kprior::version();
-  results["config"] = config;
-  results["task_incremental"] = {{"accuracy_matrix", r.task_incremental.rows()},
-                                 {"average_accuracy", r.task_incremental.average(last)},
-                                 {"backward_transfer", r.task_incremental.backward_transfer(last)},
-                                 {"forgetting", r.task_incremental.forgetting(last)}};
-  results["class_incremental"] = {{"accuracy_matrix", r.class_incremental.rows()},
-                                  {"average_accuracy", r.class_incremental.average(last)}};
-  results["train_seconds_per_task"] = r.train_seconds;
-  // JSON has no NaN: unset entries (j > i) become null.
-  std::ofstream(out_dir + "/results.json") << results.dump(2) << "\n";
-  std::ofstream csv(out_dir + "/accuracy_matrix.csv");
+  json costs = json::array();
+  for (const auto& c : r.costs) {
+    costs.push_back({{"train_seconds", c.train_seconds}, {"boundary_seconds", c.boundary_seconds},
+                     {"peak_mib", c.peak_mib}});
+  }
+  return {{"task_incremental", {{"accuracy_matrix", r.task_incremental.rows()},
+                                {"average_accuracy", r.task_incremental.average(last)},
+                                {"backward_transfer", r.task_incremental.backward_transfer(last)},
+                                {"forgetting", r.task_incremental.forgetting(last)}}},
+          {"class_incremental", {{"accuracy_matrix", r.class_incremental.rows()},
+                                 {"average_accuracy", r.class_incremental.average(last)}}},
+          {"nll", r.nll}, {"ece", r.ece}, {"brier", r.brier}, {"per_task", costs}};
+}
+
+void write_csv(const std::string& path, const kprior::metrics::AccuracyMatrix& m) {
+  std::ofstream csv(path);
+  const int64_t t = m.num_tasks();
   csv << "after_task";
-  for (int64_t j = 0; j <= last; ++j) csv << ",task_" << j;
+  for (int64_t j = 0; j < t; ++j) csv << ",task_" << j;
   csv << "\n";
-  for (int64_t i = 0; i <= last; ++i) {
+  for (int64_t i = 0; i < t; ++i) {
     csv << i;
-    for (int64_t j = 0; j <= last; ++j) {
+    for (int64_t j = 0; j < t; ++j) {
       csv << ",";
-      if (j <= i) csv << fmt::format("{:.4f}", r.task_incremental.at(i, j));
+      if (j <= i) csv << fmt::format("{:.4f}", m.at(i, j));
     }
     csv << "\n";
   }
 }
 
+std::pair<double, double> mean_std(const std::vector<double>& v) {
+  double mean = 0, var = 0;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  for (double x : v) var += (x - mean) * (x - mean);
+  return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"Run a continual-learning experiment: train on each task of a sequence in turn,\n"
-               "evaluate all tasks seen so far after each, write results.json and\n"
-               "accuracy_matrix.csv to --out.",
+  CLI::App cli{"Run a continual-learning experiment: train on each task of a sequence in turn\n"
+               "with the chosen method(s), evaluate all tasks seen so far after each, and\n"
+               "write results.json and accuracy_matrix.csv to --out. Defaults are the\n"
+               "published settings of the benchmark (FROMP, NeurIPS 2020).",
                "kprior-run"};
-  std::string tasks = "split-mnist", method = "finetune", optimizer = "ivon";
-  std::string data_dir = "data", out_dir = "out/kprior-run", hidden = "256,256";
-  int64_t epochs = 5, batch_size = 128;
-  double lr = 0;
+  std::string tasks = "split-mnist", method = "fromp", optimizer = "adam", select = "lambda";
+  std::string data_dir = "data", out_dir = "out/kprior-run", hidden, device_name = "cpu";
+  int64_t epochs = 0, batch_size = 0, memory = -1, seeds = 1;
+  double lr = 0, tau = 0, clip = -1, ewc_lambda = 1.0, kprior_delta = 0.1, replay_weight = 1.0;
   uint64_t seed = 0;
   int threads = 0;
-  cli.add_option("--tasks", tasks, "task sequence: split-mnist, permuted-mnist, split-fashion")
-      ->capture_default_str();
-  cli.add_option("--method", method, "continual-learning method (this build: finetune)")
-      ->capture_default_str();
+  std::string fisher = "ggn";
+  cli.add_option("--tasks", tasks, "task sequence: split-mnist, permuted-mnist, split-fashion")->capture_default_str();
+  cli.add_option("--method", method,
+                 "finetune, ewc, fromp, replay, kprior, ewc+fr+replay, ivon-prior, or a\n"
+                 "comma-separated combination (e.g. ewc,fromp,replay)")->capture_default_str();
   cli.add_option("--optimizer", optimizer, "ivon, adam or sgd")->capture_default_str();
-  cli.add_option("--epochs", epochs, "epochs per task")->capture_default_str();
-  cli.add_option("--batch-size", batch_size, "mini-batch size")->capture_default_str();
-  cli.add_option("--lr", lr, "learning rate (default: ivon 0.1, adam 1e-3, sgd 0.01)");
-  cli.add_option("--hidden", hidden, "hidden widths of the MLP, comma-separated")
-      ->capture_default_str();
-  cli.add_option("--seed", seed, "seed of initialisation, shuffling and noise")
-      ->capture_default_str();
-  cli.add_option("--data-dir", data_dir,
-                 "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files")
-      ->capture_default_str();
+  auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
+  auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published)");
+  auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published)");
+  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published)");
+  auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published)");
+  cli.add_option("--select", select, "memory selection: lambda (Tr Λ), mpe, random")->capture_default_str();
+  auto* o_tau = cli.add_option("--tau", tau, "FROMP τ (default: published)");
+  auto* o_clip = cli.add_option("--clip", clip, "global gradient-norm clip, 0 = none (default: published)");
+  cli.add_option("--fisher", fisher, "EWC Fisher: ggn, empirical, true")->capture_default_str();
+  cli.add_option("--ewc-lambda", ewc_lambda, "EWC λ (1 = Laplace weighting)")->capture_default_str();
+  cli.add_option("--kprior-delta", kprior_delta, "K-prior weight-term δ")->capture_default_str();
+  cli.add_option("--replay-weight", replay_weight, "weight of the replay loss")->capture_default_str();
+  cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")->capture_default_str();
+  cli.add_option("--seeds", seeds, "number of seeds to run (seed, seed+1, ...); mean ± std reported")->capture_default_str();
+  cli.add_option("--data-dir", data_dir, "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files")->capture_default_str();
   cli.add_option("--out", out_dir, "output folder")->capture_default_str();
+  cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   cli.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  cli.set_config("--config", "", "read options from a TOML/INI file (CLI11 format)");
   cli.set_version_flag("--version", kprior::version());
 
   return kprior::app::run_guarded(cli, argc, argv, [&] {
-    if (method != "finetune") {
-      throw kprior::UsageError("--method " + method +
-                               " is not available in this build (available: finetune)");
+    using namespace kprior;
+    const auto pub = train::published_settings(tasks);
+    if (seeds < 1) throw UsageError("--seeds must be >= 1");
+    if (lr < 0 || (o_lr->count() > 0 && lr == 0)) throw UsageError("--lr must be > 0");
+    if (o_tau->count() > 0 && !(tau > 0)) throw UsageError("--tau must be > 0");
+    if (device_name != "cpu" && device_name != "cuda") throw UsageError("--device must be cpu or cuda");
+    if (device_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device available in this build");
+    const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+    const auto widths_hidden = hidden.empty() ? pub.hidden : parse_widths(hidden);
+    regularize::MethodSettings ms;
+    // Published settings unless the option was given (CLI11 counts given options).
+    auto given = [](const CLI::Option* o) { return o->count() > 0; };
+    ms.fromp.tau(given(o_tau) ? tau : pub.tau).jitter(pub.jitter);
+    ms.ewc.lambda(ewc_lambda).fisher(fisher == "ggn" ? linearize::Curvature::GGN
+                                     : fisher == "empirical" ? linearize::Curvature::EmpiricalFisher
+                                     : fisher == "true" ? linearize::Curvature::TrueFisher
+                                     : throw UsageError("--fisher must be ggn, empirical or true"));
+    ms.kprior.delta(kprior_delta);
+    ms.replay.weight(replay_weight);
+    const auto kind = train::parse_optimizer(optimizer);
+    auto options = train::LearnerOptions()
+                       .optimizer(kind)
+                       .lr(given(o_lr) ? lr : (kind == train::OptimizerKind::Adam ? pub.adam_lr : 0))
+                       .epochs(given(o_epochs) ? epochs : pub.epochs)
+                       .batch_size(given(o_batch) ? batch_size : pub.batch_size)
+                       .grad_clip(given(o_clip) ? clip : pub.grad_clip)
+                       .memory_per_task(given(o_memory) ? memory : pub.memory_per_task)
+                       .selection(memory::parse_selection(select))
+                       .laplace_prior(pub.prior_precision);
+    options.validate();
+    regularize::make_regularizers(method, ms);  // validate the names before loading data
+    const int n_threads = set_threads(threads);
+    auto seq = data::make_benchmark(tasks, data_dir, seed);
+    for (auto& t : seq.tasks) {
+      t.train = t.train.to(device);
+      t.test = t.test.to(device);
     }
-    const auto opts = kprior::train::FinetuneOptions()
-                          .optimizer(kprior::train::parse_optimizer(optimizer))
-                          .lr(lr).epochs(epochs).batch_size(batch_size).seed(seed);
-    opts.validate();
-    auto widths = parse_widths(hidden);
-    const int n_threads = kprior::set_threads(threads);
-    const auto seq = kprior::data::make_benchmark(tasks, data_dir, seed);
-    widths.insert(widths.begin(), seq.tasks[0].train.inputs[0].numel());
+    std::vector<int64_t> widths{seq.tasks[0].train.inputs[0].numel()};
+    widths.insert(widths.end(), widths_hidden.begin(), widths_hidden.end());
     widths.push_back(seq.num_outputs);
-    torch::manual_seed(seed);
-    kprior::nn::MLP model(widths);
+    const bool tty = isatty(fileno(stdout)) != 0;
+    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), MLP {}, {} epochs, "
+               "memory {}/task ({}), {} seed(s), {} threads, {}\n",
+               version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
+               join(widths), options.epochs(), options.memory_per_task(), select, seeds,
+               n_threads, device_name);
 
-    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {} epochs, "
-               "{} threads\n", kprior::version(), tasks, seq.size(), method, optimizer,
-               opts.effective_lr(), epochs, n_threads);
-    kprior::train::Callbacks cb;
-    cb.on_epoch_end = [](const kprior::train::Progress& p) {
-      fmt::print("  task {}/{} epoch {}/{}  loss {:.4f}\n", p.task + 1, p.num_tasks, p.epoch + 1,
-                 p.epochs, p.mean_loss);
-      std::fflush(stdout);
-    };
-    cb.on_task_end = [](int64_t t, const std::vector<double>& accs) {
-      double mean = 0;
-      std::string row;
-      for (double a : accs) {
-        mean += a;
-        row += fmt::format(" {:.1f}", 100 * a);
-      }
-      fmt::print("after task {}: accuracy (%){}  | average {:.2f}\n", t + 1, row,
-                 100 * mean / static_cast<double>(accs.size()));
-    };
-    const auto result = kprior::train::train_finetune(model, seq, opts, cb);
-    nlohmann::json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},
-                             {"lr", opts.effective_lr()}, {"epochs", epochs},
-                             {"batch_size", batch_size}, {"hidden", hidden}, {"seed", seed},
-                             {"threads", n_threads}, {"data_dir", data_dir}};
-    write_outputs(out_dir, config, result);
-    const int64_t last = seq.size() - 1;
-    fmt::print("average accuracy {:.2f}% (task-incremental), {:.2f}% (class-incremental); "
-               "BWT {:+.2f}; results in {}\n",
-               100 * result.task_incremental.average(last),
-               100 * result.class_incremental.average(last),
-               100 * result.task_incremental.backward_transfer(last), out_dir);
+    json runs = json::array();
+    std::vector<double> averages, nlls, eces;
+    for (int64_t s = 0; s < seeds; ++s) {
+      const uint64_t run_seed = seed + static_cast<uint64_t>(s);
+      torch::manual_seed(run_seed);
+      auto model = std::make_shared<nn::MLPImpl>(widths);
+      model->to(device);
+      train::Callbacks cb;
+      cb.on_epoch_end = [&](const train::Progress& p) { print_progress(p, seq.size(), tty); };
+      train::ContinualLearner learner(model, regularize::make_regularizers(method, ms),
+                                      train::LearnerOptions(options).seed(run_seed), cb);
+      const auto result = train::run_sequence(learner, seq, [](int64_t t, const std::vector<double>& accs) {
+        double mean = 0;
+        std::string row;
+        for (double a : accs) {
+          mean += a;
+          row += fmt::format(" {:.1f}", 100 * a);
+        }
+        fmt::print("after task {}: accuracy (%){}  | average {:.2f}\n", t + 1, row,
+                   100 * mean / static_cast<double>(accs.size()));
+      });
+      const int64_t last = seq.size() - 1;
+      averages.push_back(result.task_incremental.average(last));
+      nlls.push_back(result.nll);
+      eces.push_back(result.ece);
+      auto r = result_json(result);
+      r["seed"] = run_seed;
+      runs.push_back(r);
+      std::filesystem::create_directories(out_dir);
+      write_csv(out_dir + (seeds > 1 ? fmt::format("/accuracy_matrix_seed{}.csv", run_seed)
+                                     : std::string("/accuracy_matrix.csv")),
+                result.task_incremental);
+      fmt::print("seed {}: average accuracy {:.2f}% (task-incremental), {:.2f}% (class-incremental), "
+                 "BWT {:+.2f}, NLL {:.4f}, ECE {:.4f}\n",
+                 run_seed, 100 * averages.back(), 100 * result.class_incremental.average(last),
+                 100 * result.task_incremental.backward_transfer(last), result.nll, result.ece);
+    }
+    const auto [acc_mean, acc_std] = mean_std(averages);
+    json results = {
+        {"kprior_version", version()},
+        {"torch_version", TORCH_VERSION},
+        {"config", {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},
+                    {"lr", options.effective_lr()}, {"epochs", options.epochs()},
+                    {"batch_size", options.batch_size()}, {"mlp", widths},
+                    {"memory_per_task", options.memory_per_task()}, {"select", select},
+                    {"tau", ms.fromp.tau()}, {"jitter", ms.fromp.jitter()},
+                    {"grad_clip", options.grad_clip()}, {"prior_precision", options.laplace_prior()},
+                    {"fisher", fisher}, {"ewc_lambda", ewc_lambda}, {"kprior_delta", kprior_delta},
+                    {"replay_weight", replay_weight}, {"seed", seed}, {"seeds", seeds},
+                    {"device", device_name}, {"threads", n_threads}, {"data_dir", data_dir}}},
+        {"average_accuracy_mean", acc_mean},
+        {"average_accuracy_std", acc_std},
+        {"nll_mean", mean_std(nlls).first},
+        {"ece_mean", mean_std(eces).first},
+        {"runs", runs}};
+    std::ofstream(out_dir + "/results.json") << results.dump(2) << "\n";
+    fmt::print("average accuracy {:.2f} ± {:.2f}% over {} seed(s); results in {}\n", 100 * acc_mean,
+               100 * acc_std, seeds, out_dir);
     return 0;
   });
 }

@@ -14,18 +14,21 @@ expect() {  # expect CODE PATTERN -- command...
   if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: '$*' output lacks '$pattern': $out"; fail=1; fi
 }
 expect 0 "Run a continual-learning experiment" -- "$bin" --help
-expect 2 "unknown task sequence 'nope'" -- "$bin" --tasks nope --data-dir "$data"
+expect 2 "no published settings for 'nope'" -- "$bin" --tasks nope --data-dir "$data"
 expect 2 "optimizer must be ivon, adam or sgd" -- "$bin" --optimizer rmsprop --data-dir "$data"
 expect 2 "epochs must be > 0" -- "$bin" --epochs 0 --data-dir "$data"
 expect 2 "Could not convert" -- "$bin" --epochs abc
-expect 2 "not available in this build" -- "$bin" --method fromp --data-dir "$data"
+expect 2 "unknown method 'nope'" -- "$bin" --method nope --data-dir "$data"
+expect 2 "memory selection must be lambda, mpe or random" -- "$bin" --select best --data-dir "$data"
+expect 2 "no published settings" -- "$bin" --tasks split-cifar --data-dir "$data"
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
 rm -rf "$scratch/run"
-expect 0 "average accuracy" -- "$bin" --data-dir "$data" --epochs 1 --out "$scratch/run" --threads 1
+expect 0 "average accuracy" -- "$bin" --data-dir "$data" --method fromp --epochs 1 --out "$scratch/run" --threads 1
 for f in results.json accuracy_matrix.csv; do
   [ -s "$scratch/run/$f" ] || { echo "FAIL: $f not written"; fail=1; }
 done
-grep -q '"average_accuracy"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks average_accuracy"; fail=1; }
+grep -q '"average_accuracy_mean"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks average_accuracy_mean"; fail=1; }
+grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks ece"; fail=1; }
 [ "$(wc -l < "$scratch/run/accuracy_matrix.csv")" -eq 6 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 5 rows"; fail=1; }
 [ $fail -eq 0 ] && echo "kprior-run CLI: all checks passed"
 exit $fail

@@ -1,0 +1,26 @@
+#pragma once
+// Replay (METHODS.md §4): the cross-entropy of the remembered examples with their true labels,
+// averaged over all memories and added to the loss with `weight` (1 = a replay batch weighed
+// like a batch of the current task).
+#include "kprior/regularize/regularizer.h"
+
+namespace kprior::regularize {
+
+struct ReplayOptions {
+  TORCH_ARG(double, weight) = 1.0;
+};
+
+class Replay : public Regularizer {
+ public:
+  explicit Replay(ReplayOptions options = {}) : options_(options) {}
+  bool needs_memory() const override { return true; }
+  std::string name() const override { return "replay"; }
+  torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
+  void end_task(const Boundary& b) override { memories_ = b.memories; }
+
+ private:
+  ReplayOptions options_;
+  std::vector<memory::TaskMemory> memories_;
+};
+
+}  // namespace kprior::regularize

@@ -1,0 +1,135 @@
+#pragma once
+// The continual learner (METHODS.md §3–4, §6): trains one task at a time with any optimizer
+// (IVON, Adam, SGD) and any set of regularizers; at each task boundary selects a memory,
+// forms the posterior and updates the regularizers. It is the API a lifelong-learning agent
+// drives: observe(task) to learn a new task, predict(x, task) for probabilities with their
+// predictive variance, memory() and posterior() to look inside. Progress goes to callbacks;
+// nothing here prints.
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kprior/data/task_sequence.h"
+#include "kprior/memory/memory_store.h"
+#include "kprior/metrics/accuracy_matrix.h"
+#include "kprior/nn/layer_tape.h"
+#include "kprior/posterior/diagonal_gaussian.h"
+#include "kprior/regularize/regularizer.h"
+
+namespace kprior::train {
+
+enum class OptimizerKind { IVON, Adam, SGD };
+/// "ivon", "adam" or "sgd" (throws kprior::UsageError otherwise).
+OptimizerKind parse_optimizer(const std::string& name);
+
+struct LearnerOptions {
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::IVON;
+  /// Learning rate; <= 0 picks the optimizer's default (IVON 0.1, Adam 1e-3, SGD 0.01).
+  TORCH_ARG(double, lr) = 0;
+  TORCH_ARG(int64_t, epochs) = 5;
+  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(uint64_t, seed) = 0;
+  /// IVON: h0 and δ (METHODS.md §1); ess is each task's training-set size.
+  TORCH_ARG(double, hess_init) = 1.0;
+  TORCH_ARG(double, weight_decay) = 1e-4;
+  /// Global gradient-norm clip (FROMP's published runs clip); 0 disables.
+  TORCH_ARG(double, grad_clip) = 0;
+  /// Memory per task (examples) and how it is chosen.
+  TORCH_ARG(int64_t, memory_per_task) = 40;
+  TORCH_ARG(memory::Selection, selection) = memory::Selection::LambdaTrace;
+  /// Prior precision δ of the diagonal GGN Laplace posterior used for kernels when the
+  /// optimizer is not IVON: Σ = 1/(GGN summed over the task + δ).
+  TORCH_ARG(double, laplace_prior) = 1e-3;
+
+ public:
+  double effective_lr() const;
+  void validate() const;
+};
+
+struct Progress {
+  int64_t task, epoch, epochs;
+  double mean_loss;  // over the epoch's batches, penalties included
+};
+
+struct Callbacks {
+  std::function<void(const Progress&)> on_epoch_end;
+  /// After `task` has been learned and its boundary work done.
+  std::function<void(int64_t task)> on_task_end;
+};
+
+/// Probabilities over a task's head and their linearized variance diag(ΛJΣJᵀΛ).
+struct Prediction {
+  torch::Tensor probs;     // [N, C]
+  torch::Tensor variance;  // [N, C]
+};
+
+/// Accuracy on one task's test set: task-incremental (argmax over its head) and
+/// class-incremental (argmax over `classes`, every class seen so far).
+struct Accuracy {
+  double task_incremental;
+  double class_incremental;
+};
+
+/// Per-task timings (seconds) and peak resident memory (MiB) after the task.
+struct TaskCost {
+  double train_seconds = 0;
+  double boundary_seconds = 0;  // memory selection, posterior, regularizer updates
+  double peak_mib = 0;
+};
+
+class ContinualLearner {
+ public:
+  ContinualLearner(std::shared_ptr<nn::TapedModule> model,
+                   std::vector<std::unique_ptr<regularize::Regularizer>> regularizers,
+                   LearnerOptions options, Callbacks callbacks = {});
+  ~ContinualLearner();
+
+  /// Learns `task` (its id must be the number of tasks observed so far).
+  void observe(const data::Task& task);
+  /// Probabilities on `task`'s head at the posterior mean, with predictive variances.
+  Prediction predict(const torch::Tensor& x, const data::Task& task);
+  Accuracy evaluate(const data::Task& task, const std::vector<int64_t>& classes);
+
+  const std::vector<memory::TaskMemory>& memory() const { return memories_; }
+  /// The current posterior: IVON's, else the Laplace posterior of the last boundary.
+  posterior::DiagonalGaussian posterior() const;
+  nn::TapedModule& model() { return *model_; }
+  int64_t tasks_observed() const { return tasks_; }
+  const std::vector<TaskCost>& costs() const { return costs_; }
+  const std::vector<std::unique_ptr<regularize::Regularizer>>& regularizers() const { return regs_; }
+
+ private:
+  double train_step(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
+  torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
+  void end_task(const data::Task& task);
+  std::vector<torch::Tensor> current_variances(const data::Task& task);
+
+  std::shared_ptr<nn::TapedModule> model_;
+  std::vector<std::unique_ptr<regularize::Regularizer>> regs_;
+  LearnerOptions options_;
+  Callbacks callbacks_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<memory::TaskMemory> memories_;
+  std::vector<torch::Tensor> laplace_variances_;
+  std::vector<TaskCost> costs_;
+  int64_t tasks_ = 0;
+};
+
+/// Results of a whole sequence.
+struct SequenceResult {
+  metrics::AccuracyMatrix task_incremental;
+  metrics::AccuracyMatrix class_incremental;
+  std::vector<TaskCost> costs;
+  /// After the last task, over the test sets of all tasks (task-incremental heads).
+  double nll = 0, ece = 0, brier = 0;
+};
+
+/// Observes every task of `seq` in order, evaluating all tasks seen so far after each.
+SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence& seq,
+                            const std::function<void(int64_t, const std::vector<double>&)>& on_row = {});
+
+}  // namespace kprior::train

@@ -1,0 +1,27 @@
+#pragma once
+// The published settings of each benchmark (METHODS.md §4; FROMP, Pan et al., NeurIPS 2020,
+// Appendix), used by kprior-run as defaults for every method so methods compare on equal terms.
+#include <string>
+#include <vector>
+
+namespace kprior::train {
+
+struct PublishedSettings {
+  std::vector<int64_t> hidden;  // MLP hidden widths
+  double adam_lr;               // learning rate with Adam
+  int64_t epochs;
+  int64_t batch_size;
+  double tau;                   // FROMP τ
+  double jitter;                // FROMP ε
+  double prior_precision;       // FROMP δ (Laplace prior of the kernel posterior)
+  double grad_clip;             // global gradient-norm clip
+  int64_t memory_per_task;
+};
+
+/// split-mnist / split-fashion: MLP 256-256, Adam 1e-4, 15 epochs, batch 128, τ 10, ε 1e-6,
+/// δ 1e-3, clip 0.1, 40 memorable points per task (2-way heads).
+/// permuted-mnist: MLP 100-100, Adam 1e-3, 10 epochs, batch 128, τ 0.5, ε 1e-5, δ 1e-5,
+/// clip 0.01, 200 memorable points per task. Throws UsageError for other names.
+PublishedSettings published_settings(const std::string& benchmark);
+
+}  // namespace kprior::train

@@ -1,0 +1,44 @@
+#include "kprior/regularize/combined.h"
+
+#include <torch/torch.h>
+
+#include "kprior/regularize/ewc.h"
+#include "kprior/regularize/kprior.h"
+
+namespace kprior::regularize {
+
+torch::Tensor Combined::penalty(nn::TapedModule& model, int64_t task_size) {
+  if (anchor_.empty()) return {};
+  torch::Tensor total = 0.5 * options_.weight_lambda() *
+                        weighted_distance(model.parameters(), anchor_, fisher_);
+  for (const auto& m : memories_) {
+    const auto logits = memory_head_logits(model, m);
+    if (options_.function()) total = total + soft_cross_entropy_sum(logits, m.old_probs);
+    if (options_.replay()) {
+      const auto local = data::head_targets(data::Task{m.task, "", {}, {}, m.classes}, m.labels);
+      const auto y = torch::one_hot(local, static_cast<int64_t>(m.classes.size())).to(logits.dtype());
+      total = total + ((m.old_probs - y).detach() * logits).sum();
+    }
+  }
+  return total / static_cast<double>(task_size);
+}
+
+void Combined::end_task(const Boundary& b) {
+  // Curvature of the task's data minus the share of its remembered examples (sums add up).
+  auto f = task_curvature(b.model, b.task, options_.fisher());
+  const auto& mine = b.memories.back();
+  const auto f_mem = linearize::curvature_diagonal(
+      b.model, mine.inputs,
+      data::head_targets(data::Task{mine.task, "", {}, {}, mine.classes}, mine.labels),
+      mine.classes, options_.fisher());
+  for (size_t i = 0; i < f.size(); ++i) f[i] = (f[i] - f_mem[i]).clamp_min(0);
+  if (fisher_.empty()) {
+    fisher_ = std::move(f);
+  } else {
+    for (size_t i = 0; i < f.size(); ++i) fisher_[i] += f[i];
+  }
+  anchor_ = snapshot(b.model);
+  memories_ = b.memories;
+}
+
+}  // namespace kprior::regularize

@@ -1,0 +1,44 @@
+#include "kprior/regularize/ewc.h"
+
+#include <torch/torch.h>
+
+#include "kprior/core/error.h"
+
+namespace kprior::regularize {
+
+std::vector<torch::Tensor> task_curvature(nn::TapedModule& model, const data::Task& task,
+                                          linearize::Curvature kind) {
+  return linearize::curvature_diagonal(model, task.train.inputs,
+                                       data::head_targets(task, task.train.targets),
+                                       task.classes, kind);
+}
+
+torch::Tensor EWC::penalty(nn::TapedModule& model, int64_t task_size) {
+  if (fishers_.empty()) return {};
+  const auto params = model.parameters();
+  torch::Tensor total;
+  for (size_t s = 0; s < fishers_.size(); ++s) {
+    auto d = weighted_distance(params, anchors_[s], fishers_[s]);
+    total = total.defined() ? total + d : d;
+  }
+  return total * (options_.lambda() / (2.0 * static_cast<double>(task_size)));
+}
+
+void EWC::end_task(const Boundary& b) {
+  std::vector<torch::Tensor> f;
+  if (options_.ivon_precision()) {
+    if (b.ivon_precision.empty()) throw UsageError("EWC with IVON precision needs IVON as the optimizer");
+    for (const auto& p : b.ivon_precision) f.push_back(p.detach().clone());
+  } else {
+    f = task_curvature(b.model, b.task, options_.fisher());
+  }
+  if (options_.online() && !fishers_.empty()) {
+    for (size_t i = 0; i < f.size(); ++i) fishers_[0][i] += f[i];
+    anchors_[0] = snapshot(b.model);
+  } else {
+    fishers_.push_back(std::move(f));
+    anchors_.push_back(snapshot(b.model));
+  }
+}
+
+}  // namespace kprior::regularize

@@ -1,0 +1,36 @@
+#include "kprior/regularize/fromp.h"
+
+#include <torch/torch.h>
+
+#include "kprior/linearize/linearize.h"
+
+namespace kprior::regularize {
+
+torch::Tensor fromp_quadratic(const torch::Tensor& probs, const torch::Tensor& old_probs,
+                              const torch::Tensor& kinv) {
+  const auto b = (probs - old_probs).t().unsqueeze(2);  // [C, M, 1]
+  return 0.5 * (b * kinv.detach().bmm(b)).sum();
+}
+
+torch::Tensor FROMP::penalty(nn::TapedModule& model, int64_t task_size) {
+  if (memories_.empty()) return {};
+  torch::Tensor total;
+  for (size_t s = 0; s < memories_.size(); ++s) {
+    const auto p = torch::softmax(memory_head_logits(model, memories_[s]), 1);
+    auto q = fromp_quadratic(p, memories_[s].old_probs, kinv_[s]);
+    total = total.defined() ? total + q : q;
+  }
+  return total * (options_.tau() / static_cast<double>(task_size));
+}
+
+void FROMP::end_task(const Boundary& b) {
+  memories_ = b.memories;  // m̄ = soft targets refreshed at this boundary
+  kinv_.clear();
+  for (const auto& m : memories_) {
+    auto k = linearize::fromp_kernels(b.model, m.inputs, m.classes, b.variances);
+    const auto eye = torch::eye(k.size(1), k.options()).unsqueeze(0);
+    kinv_.push_back(torch::linalg_inv(k + options_.jitter() * eye).detach());
+  }
+}
+
+}  // namespace kprior::regularize

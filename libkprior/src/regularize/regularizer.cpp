@@ -1,0 +1,35 @@
+#include "kprior/regularize/regularizer.h"
+
+#include <torch/torch.h>
+
+#include "kprior/core/error.h"
+
+namespace kprior::regularize {
+
+torch::Tensor memory_head_logits(nn::TapedModule& model, const memory::TaskMemory& m) {
+  const auto cols = torch::tensor(m.classes, torch::kLong).to(m.inputs.device());
+  return model.forward(m.inputs).index_select(1, cols);
+}
+
+torch::Tensor weighted_distance(const std::vector<torch::Tensor>& params,
+                                const std::vector<torch::Tensor>& anchor,
+                                const std::vector<torch::Tensor>& weights) {
+  if (params.size() != anchor.size() || (!weights.empty() && weights.size() != params.size())) {
+    throw UsageError("weighted_distance: parameter, anchor and weight counts differ");
+  }
+  torch::Tensor total;
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto d = (params[i] - anchor[i]).square();
+    if (!weights.empty()) d = d * weights[i];
+    total = total.defined() ? total + d.sum() : d.sum();
+  }
+  return total;
+}
+
+std::vector<torch::Tensor> snapshot(nn::TapedModule& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+}  // namespace kprior::regularize

@@ -1,0 +1,22 @@
+#include "kprior/regularize/replay.h"
+
+#include <torch/torch.h>
+
+namespace kprior::regularize {
+
+torch::Tensor Replay::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
+  if (memories_.empty()) return {};
+  torch::Tensor total;
+  int64_t count = 0;
+  for (const auto& m : memories_) {
+    const auto local = data::head_targets(data::Task{m.task, "", {}, {}, m.classes}, m.labels);
+    auto ce = torch::nn::functional::cross_entropy(
+        memory_head_logits(model, m), local,
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    total = total.defined() ? total + ce : ce;
+    count += m.size();
+  }
+  return total * (options_.weight() / static_cast<double>(count));
+}
+
+}  // namespace kprior::regularize

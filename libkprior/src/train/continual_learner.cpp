@@ -1,0 +1,267 @@
+#include "kprior/train/continual_learner.h"
+
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "kprior/core/error.h"
+#include "kprior/core/random.h"
+#include "kprior/data/batch_loader.h"
+#include "kprior/linearize/linearize.h"
+#include "kprior/metrics/calibration.h"
+#include "kprior/optim/ivon.h"
+#include "kprior/posterior/sources.h"
+
+namespace kprior::train {
+
+OptimizerKind parse_optimizer(const std::string& name) {
+  if (name == "ivon") return OptimizerKind::IVON;
+  if (name == "adam") return OptimizerKind::Adam;
+  if (name == "sgd") return OptimizerKind::SGD;
+  throw UsageError("optimizer must be ivon, adam or sgd, got '" + name + "'");
+}
+
+double LearnerOptions::effective_lr() const {
+  if (lr_ > 0) return lr_;
+  switch (optimizer_) {
+    case OptimizerKind::IVON: return 0.1;
+    case OptimizerKind::Adam: return 1e-3;
+    case OptimizerKind::SGD: return 0.01;
+  }
+  return lr_;
+}
+
+void LearnerOptions::validate() const {
+  if (epochs_ <= 0) throw UsageError("epochs must be > 0, got " + std::to_string(epochs_));
+  if (batch_size_ <= 0) throw UsageError("batch size must be > 0, got " + std::to_string(batch_size_));
+  if (memory_per_task_ < 0) throw UsageError("memory per task must be >= 0");
+  if (grad_clip_ < 0) throw UsageError("gradient clip must be >= 0");
+  if (!(laplace_prior_ > 0)) throw UsageError("laplace prior precision must be > 0");
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double peak_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(nn::TapedModule& model,
+                                                         const LearnerOptions& o) {
+  const double lr = o.effective_lr();
+  switch (o.optimizer()) {
+    case OptimizerKind::IVON:
+      return std::make_unique<optim::IVON>(
+          model.parameters(), optim::IVONOptions(lr, 1.0)  // ess set per task
+                                  .hess_init(o.hess_init())
+                                  .weight_decay(o.weight_decay())
+                                  .seed(o.seed()));
+    case OptimizerKind::Adam:
+      return std::make_unique<torch::optim::Adam>(model.parameters(), torch::optim::AdamOptions(lr));
+    case OptimizerKind::SGD:
+      return std::make_unique<torch::optim::SGD>(model.parameters(),
+                                                 torch::optim::SGDOptions(lr).momentum(0.9));
+  }
+  throw UsageError("unknown optimizer");
+}
+
+}  // namespace
+
+ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
+                                   std::vector<std::unique_ptr<regularize::Regularizer>> regularizers,
+                                   LearnerOptions options, Callbacks callbacks)
+    : model_(std::move(model)), regs_(std::move(regularizers)), options_(options),
+      callbacks_(std::move(callbacks)) {
+  options_.validate();
+  for (const auto& r : regs_) {
+    if (r->needs_memory() && options_.memory_per_task() == 0) {
+      throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
+    }
+  }
+  optimizer_ = make_optimizer(*model_, options_);
+}
+
+ContinualLearner::~ContinualLearner() = default;
+
+torch::Tensor ContinualLearner::loss(const data::Task& task, const torch::Tensor& x,
+                                     const torch::Tensor& y) {
+  auto total = torch::nn::functional::cross_entropy(data::head_logits(task, model_->forward(x)),
+                                                    data::head_targets(task, y));
+  for (auto& r : regs_) {
+    auto p = r->penalty(*model_, task.train.size());
+    if (p.defined()) total = total + p;
+  }
+  return total;
+}
+
+double ContinualLearner::train_step(const data::Task& task, const torch::Tensor& x,
+                                    const torch::Tensor& y) {
+  auto clip = [&] {
+    if (options_.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip());
+  };
+  if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
+    double value = 0;
+    {
+      auto sample = ivon->sampled_params(true);  // loss and penalties at θ ~ q
+      auto l = loss(task, x, y);
+      l.backward();
+      clip();  // before the guard records the gradient
+      value = l.item<double>();
+    }
+    ivon->step();
+    return value;
+  }
+  optimizer_->zero_grad();
+  auto l = loss(task, x, y);
+  l.backward();
+  clip();
+  optimizer_->step();
+  return l.item<double>();
+}
+
+void ContinualLearner::observe(const data::Task& task) {
+  if (task.id != tasks_) {
+    throw UsageError("observe: expected task " + std::to_string(tasks_) + ", got task " +
+                     std::to_string(task.id));
+  }
+  if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
+    // The posterior of this task's data: ess = its training-set size (METHODS.md §1).
+    for (auto& group : ivon->param_groups()) {
+      static_cast<optim::IVONOptions&>(group.options()).ess(static_cast<double>(task.train.size()));
+    }
+  }
+  TaskCost cost;
+  const auto start = Clock::now();
+  data::BatchLoader loader(task.train, options_.batch_size(), true,
+                           mix_seed(options_.seed(), static_cast<uint64_t>(task.id)));
+  model_->train();
+  for (int64_t e = 0; e < options_.epochs(); ++e) {
+    loader.set_epoch(e);
+    double sum = 0;
+    for (const auto& batch : loader) sum += train_step(task, batch.inputs, batch.targets);
+    if (callbacks_.on_epoch_end) {
+      callbacks_.on_epoch_end({task.id, e, options_.epochs(), sum / static_cast<double>(loader.num_batches())});
+    }
+  }
+  cost.train_seconds = since(start);
+  const auto boundary = Clock::now();
+  model_->eval();
+  end_task(task);
+  cost.boundary_seconds = since(boundary);
+  cost.peak_mib = peak_mib();
+  costs_.push_back(cost);
+  ++tasks_;
+  if (callbacks_.on_task_end) callbacks_.on_task_end(task.id);
+}
+
+std::vector<torch::Tensor> ContinualLearner::current_variances(const data::Task& task) {
+  if (dynamic_cast<optim::IVON*>(optimizer_.get()) != nullptr) return posterior().variance();
+  // Diagonal GGN Laplace of the task just trained (METHODS.md §2).
+  const auto ggn = linearize::curvature_diagonal(*model_, task.train.inputs, {}, task.classes,
+                                                 linearize::Curvature::GGN);
+  laplace_variances_ = posterior::laplace(model_->parameters(), ggn, options_.laplace_prior()).variance();
+  return laplace_variances_;
+}
+
+void ContinualLearner::end_task(const data::Task& task) {
+  bool want_memory = false, want_variances = options_.selection() == memory::Selection::MPE;
+  for (const auto& r : regs_) {
+    want_memory = want_memory || r->needs_memory();
+    want_variances = want_variances || r->needs_variances();
+  }
+  auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get());
+  std::vector<torch::Tensor> variances, precision;
+  if (want_variances) variances = current_variances(task);
+  if (ivon != nullptr) {
+    const auto q = ivon->posterior();  // a named value: the loop must not outlive it
+    for (const auto& v : q.variance()) precision.push_back(v.reciprocal());
+  }
+  if (want_memory && options_.memory_per_task() > 0) {
+    memories_.push_back(memory::select_memory(*model_, task, options_.memory_per_task(),
+                                              options_.selection(),
+                                              mix_seed(options_.seed(), 7000 + static_cast<uint64_t>(task.id)),
+                                              variances));
+    memory::refresh_soft_targets(*model_, memories_);
+  }
+  for (auto& r : regs_) r->end_task({*model_, task, memories_, variances, precision});
+}
+
+posterior::DiagonalGaussian ContinualLearner::posterior() const {
+  if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) return ivon->posterior();
+  if (laplace_variances_.empty()) {
+    throw Error("posterior: no posterior yet (the optimizer is not IVON and no task boundary "
+                "has computed a Laplace posterior)");
+  }
+  std::vector<torch::Tensor> mean;
+  for (const auto& p : model_->parameters()) mean.push_back(p.detach().clone());
+  return {mean, laplace_variances_, "laplace"};
+}
+
+Prediction ContinualLearner::predict(const torch::Tensor& x, const data::Task& task) {
+  model_->eval();
+  const auto probs = linearize::head_probabilities(*model_, x, task.classes);
+  std::vector<torch::Tensor> variances = laplace_variances_;
+  if (dynamic_cast<optim::IVON*>(optimizer_.get()) != nullptr) variances = posterior().variance();
+  if (variances.empty()) variances = current_variances(task);
+  return {probs, linearize::probability_variance(*model_, x, task.classes, variances)};
+}
+
+Accuracy ContinualLearner::evaluate(const data::Task& task, const std::vector<int64_t>& classes) {
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  const auto logits = model_->forward(task.test.inputs);
+  const auto head_pred = data::head_logits(task, logits).argmax(1);
+  const double task_acc = head_pred.eq(data::head_targets(task, task.test.targets))
+                              .to(torch::kFloat64).mean().item<double>();
+  const auto cols = torch::tensor(classes, torch::kLong).to(logits.device());
+  const auto class_pred = cols.index_select(0, logits.index_select(1, cols).argmax(1));
+  const double class_acc = class_pred.eq(task.test.targets).to(torch::kFloat64).mean().item<double>();
+  return {task_acc, class_acc};
+}
+
+SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence& seq,
+                            const std::function<void(int64_t, const std::vector<double>&)>& on_row) {
+  SequenceResult r{metrics::AccuracyMatrix(seq.size()), metrics::AccuracyMatrix(seq.size()), {}};
+  for (int64_t t = 0; t < seq.size(); ++t) {
+    learner.observe(seq.tasks[static_cast<size_t>(t)]);
+    const auto classes = seq.classes_seen(t);
+    std::vector<double> row;
+    for (int64_t j = 0; j <= t; ++j) {
+      const auto acc = learner.evaluate(seq.tasks[static_cast<size_t>(j)], classes);
+      r.task_incremental.set(t, j, acc.task_incremental);
+      r.class_incremental.set(t, j, acc.class_incremental);
+      row.push_back(acc.task_incremental);
+    }
+    if (on_row) on_row(t, row);
+  }
+  // Calibration after the last task over every task's test set, on its own head.
+  std::vector<torch::Tensor> probs, targets;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& task : seq.tasks) {
+      probs.push_back(linearize::head_probabilities(learner.model(), task.test.inputs, task.classes));
+      targets.push_back(data::head_targets(task, task.test.targets));
+    }
+  }
+  // Heads may differ in width; pad with zero probabilities to the widest (they change none of
+  // the three scores).
+  int64_t width = 0;
+  for (const auto& p : probs) width = std::max(width, p.size(1));
+  for (auto& p : probs) p = torch::constant_pad_nd(p, {0, width - p.size(1)});
+  const auto p = torch::cat(probs), y = torch::cat(targets);
+  r.nll = metrics::nll(p, y);
+  r.ece = metrics::ece(p, y);
+  r.brier = metrics::brier(p, y);
+  r.costs = learner.costs();
+  return r;
+}
+
+}  // namespace kprior::train
