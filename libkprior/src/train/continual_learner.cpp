@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <limits>
 
 #include "kprior/core/error.h"
 #include "kprior/core/random.h"
@@ -102,8 +103,7 @@ torch::Tensor ContinualLearner::loss(const data::Task& task, const torch::Tensor
   return total;
 }
 
-double ContinualLearner::train_step(const data::Task& task, const torch::Tensor& x,
-                                    const torch::Tensor& y) {
+double ContinualLearner::train_step(const std::function<torch::Tensor()>& loss_fn) {
   auto clip = [&] {
     if (options_.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip());
   };
@@ -111,7 +111,7 @@ double ContinualLearner::train_step(const data::Task& task, const torch::Tensor&
     double value = 0;
     {
       auto sample = ivon->sampled_params(true);  // loss and penalties at θ ~ q
-      auto l = loss(task, x, y);
+      auto l = loss_fn();
       l.backward();
       clip();  // before the guard records the gradient
       value = l.item<double>();
@@ -120,11 +120,36 @@ double ContinualLearner::train_step(const data::Task& task, const torch::Tensor&
     return value;
   }
   optimizer_->zero_grad();
-  auto l = loss(task, x, y);
+  auto l = loss_fn();
   l.backward();
   clip();
   optimizer_->step();
   return l.item<double>();
+}
+
+void ContinualLearner::set_ess(double n) {
+  if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
+    // The posterior of the data being learned: ess = its size (METHODS.md §1).
+    for (auto& group : ivon->param_groups()) static_cast<optim::IVONOptions&>(group.options()).ess(n);
+  }
+}
+
+double ContinualLearner::run_epochs(int64_t task_id, const data::Dataset& data,
+                                    const std::function<torch::Tensor(const data::Batch&)>& loss_of) {
+  const auto start = Clock::now();
+  data::BatchLoader loader(data, options_.batch_size(), true,
+                           mix_seed(options_.seed(), static_cast<uint64_t>(task_id)));
+  model_->train();
+  for (int64_t e = 0; e < options_.epochs(); ++e) {
+    loader.set_epoch(e);
+    double sum = 0;
+    for (const auto& batch : loader) sum += train_step([&] { return loss_of(batch); });
+    if (callbacks_.on_epoch_end) {
+      callbacks_.on_epoch_end({task_id, e, options_.epochs(), sum / static_cast<double>(loader.num_batches())});
+    }
+  }
+  model_->eval();
+  return since(start);
 }
 
 void ContinualLearner::observe(const data::Task& task) {
@@ -132,34 +157,42 @@ void ContinualLearner::observe(const data::Task& task) {
     throw UsageError("observe: expected task " + std::to_string(tasks_) + ", got task " +
                      std::to_string(task.id));
   }
-  if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
-    // The posterior of this task's data: ess = its training-set size (METHODS.md §1).
-    for (auto& group : ivon->param_groups()) {
-      static_cast<optim::IVONOptions&>(group.options()).ess(static_cast<double>(task.train.size()));
-    }
-  }
+  set_ess(static_cast<double>(task.train.size()));
   TaskCost cost;
-  const auto start = Clock::now();
-  data::BatchLoader loader(task.train, options_.batch_size(), true,
-                           mix_seed(options_.seed(), static_cast<uint64_t>(task.id)));
-  model_->train();
-  for (int64_t e = 0; e < options_.epochs(); ++e) {
-    loader.set_epoch(e);
-    double sum = 0;
-    for (const auto& batch : loader) sum += train_step(task, batch.inputs, batch.targets);
-    if (callbacks_.on_epoch_end) {
-      callbacks_.on_epoch_end({task.id, e, options_.epochs(), sum / static_cast<double>(loader.num_batches())});
-    }
-  }
-  cost.train_seconds = since(start);
+  cost.train_seconds = run_epochs(task.id, task.train, [&](const data::Batch& b) {
+    return loss(task, b.inputs, b.targets);
+  });
   const auto boundary = Clock::now();
-  model_->eval();
   end_task(task);
   cost.boundary_seconds = since(boundary);
   cost.peak_mib = peak_mib();
   costs_.push_back(cost);
   ++tasks_;
   if (callbacks_.on_task_end) callbacks_.on_task_end(task.id);
+}
+
+void ContinualLearner::observe_all(const data::TaskSequence& seq) {
+  if (tasks_ != 0) throw UsageError("observe_all: the learner has already observed tasks");
+  // All tasks' data, each example with the mask of its task's head.
+  std::vector<torch::Tensor> xs, ys, masks;
+  for (const auto& t : seq.tasks) {
+    xs.push_back(t.train.inputs);
+    ys.push_back(t.train.targets);
+    masks.push_back(data::output_mask(t, seq.num_outputs).to(t.train.targets.device())
+                        .unsqueeze(0).expand({t.train.size(), seq.num_outputs}));
+  }
+  const data::Dataset all{torch::cat(xs), torch::cat(ys)};
+  const auto mask = torch::cat(masks);
+  set_ess(static_cast<double>(all.size()));
+  TaskCost cost;
+  cost.train_seconds = run_epochs(0, all, [&](const data::Batch& b) {
+    const auto logits = model_->forward(b.inputs).masked_fill(
+        mask.index_select(0, b.indices).logical_not(), -std::numeric_limits<double>::infinity());
+    return torch::nn::functional::cross_entropy(logits, b.targets);
+  });
+  cost.peak_mib = peak_mib();
+  costs_.push_back(cost);
+  tasks_ = seq.size();
 }
 
 std::vector<torch::Tensor> ContinualLearner::current_variances(const data::Task& task) {
@@ -227,6 +260,28 @@ Accuracy ContinualLearner::evaluate(const data::Task& task, const std::vector<in
   return {task_acc, class_acc};
 }
 
+namespace {
+
+// NLL, ECE and Brier over every task's test set, each on its own head.
+void add_calibration(ContinualLearner& learner, const data::TaskSequence& seq, SequenceResult& r) {
+  std::vector<torch::Tensor> probs, targets;
+  for (const auto& task : seq.tasks) {
+    probs.push_back(linearize::head_probabilities(learner.model(), task.test.inputs, task.classes));
+    targets.push_back(data::head_targets(task, task.test.targets));
+  }
+  // Heads may differ in width; pad with zero probabilities to the widest (they change none of
+  // the three scores).
+  int64_t width = 0;
+  for (const auto& p : probs) width = std::max(width, p.size(1));
+  for (auto& p : probs) p = torch::constant_pad_nd(p, {0, width - p.size(1)});
+  const auto p = torch::cat(probs), y = torch::cat(targets);
+  r.nll = metrics::nll(p, y);
+  r.ece = metrics::ece(p, y);
+  r.brier = metrics::brier(p, y);
+}
+
+}  // namespace
+
 SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence& seq,
                             const std::function<void(int64_t, const std::vector<double>&)>& on_row) {
   SequenceResult r{metrics::AccuracyMatrix(seq.size()), metrics::AccuracyMatrix(seq.size()), {}};
@@ -242,24 +297,22 @@ SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence&
     }
     if (on_row) on_row(t, row);
   }
-  // Calibration after the last task over every task's test set, on its own head.
-  std::vector<torch::Tensor> probs, targets;
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& task : seq.tasks) {
-      probs.push_back(linearize::head_probabilities(learner.model(), task.test.inputs, task.classes));
-      targets.push_back(data::head_targets(task, task.test.targets));
-    }
+  add_calibration(learner, seq, r);
+  r.costs = learner.costs();
+  return r;
+}
+
+SequenceResult run_joint(ContinualLearner& learner, const data::TaskSequence& seq) {
+  SequenceResult r{metrics::AccuracyMatrix(seq.size()), metrics::AccuracyMatrix(seq.size()), {}};
+  learner.observe_all(seq);
+  const int64_t last = seq.size() - 1;
+  const auto classes = seq.classes_seen(last);
+  for (int64_t j = 0; j <= last; ++j) {
+    const auto acc = learner.evaluate(seq.tasks[static_cast<size_t>(j)], classes);
+    r.task_incremental.set(last, j, acc.task_incremental);
+    r.class_incremental.set(last, j, acc.class_incremental);
   }
-  // Heads may differ in width; pad with zero probabilities to the widest (they change none of
-  // the three scores).
-  int64_t width = 0;
-  for (const auto& p : probs) width = std::max(width, p.size(1));
-  for (auto& p : probs) p = torch::constant_pad_nd(p, {0, width - p.size(1)});
-  const auto p = torch::cat(probs), y = torch::cat(targets);
-  r.nll = metrics::nll(p, y);
-  r.ece = metrics::ece(p, y);
-  r.brier = metrics::brier(p, y);
+  add_calibration(learner, seq, r);
   r.costs = learner.costs();
   return r;
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kprior/data/batch_loader.h"
 #include "kprior/data/task_sequence.h"
 #include "kprior/memory/memory_store.h"
 #include "kprior/metrics/accuracy_matrix.h"
@@ -90,6 +91,9 @@ class ContinualLearner {
 
   /// Learns `task` (its id must be the number of tasks observed so far).
   void observe(const data::Task& task);
+  /// The joint-training upper bound: learns all tasks of `seq` at once, each example on its
+  /// own task's head (no regularizers, no memory). Use on a fresh learner.
+  void observe_all(const data::TaskSequence& seq);
   /// Probabilities on `task`'s head at the posterior mean, with predictive variances.
   Prediction predict(const torch::Tensor& x, const data::Task& task);
   Accuracy evaluate(const data::Task& task, const std::vector<int64_t>& classes);
@@ -103,8 +107,12 @@ class ContinualLearner {
   const std::vector<std::unique_ptr<regularize::Regularizer>>& regularizers() const { return regs_; }
 
  private:
-  double train_step(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
+  double train_step(const std::function<torch::Tensor()>& loss);
+  /// Epochs over `data` with `loss_of(batch)`; returns the training seconds.
+  double run_epochs(int64_t task_id, const data::Dataset& data,
+                    const std::function<torch::Tensor(const data::Batch&)>& loss_of);
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
+  void set_ess(double n);
   void end_task(const data::Task& task);
   std::vector<torch::Tensor> current_variances(const data::Task& task);
 
@@ -131,5 +139,8 @@ struct SequenceResult {
 /// Observes every task of `seq` in order, evaluating all tasks seen so far after each.
 SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence& seq,
                             const std::function<void(int64_t, const std::vector<double>&)>& on_row = {});
+
+/// Joint training on all tasks at once (the upper bound); fills the last row only.
+SequenceResult run_joint(ContinualLearner& learner, const data::TaskSequence& seq);
 
 }  // namespace kprior::train
