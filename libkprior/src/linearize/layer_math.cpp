@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 
 namespace kprior::linearize::detail {
 namespace {
@@ -37,6 +38,26 @@ torch::Tensor conv_weight_grads(const nn::TapeEntry& e, const torch::Tensor& t) 
 }  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e,
+                                                          const torch::Tensor& t);
+
+namespace {
+
+// Applies fn(weight grads, bias grads) to bounded chunks of examples and concatenates.
+torch::Tensor over_chunks(const nn::TapeEntry& e, const torch::Tensor& t,
+                          const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& fn) {
+  std::vector<torch::Tensor> parts;
+  const int64_t step = chunk_size(t, e.weight);
+  for (int64_t s = 0; s < t.size(0); s += step) {
+    const int64_t stop = std::min(t.size(0), s + step);
+    auto [gw, gb] = per_example_grads(slice_entry(e, s, stop), t.slice(0, s, stop));
+    parts.push_back(fn(gw, gb));
+  }
+  return torch::cat(parts, 0);
+}
+
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e,
                                                           const torch::Tensor& t) {
   const int64_t n = t.size(0), r = t.size(1);
   torch::Tensor gw, gb;
@@ -59,52 +80,85 @@ torch::Tensor diag_quadratic(const nn::TapeEntry& e, const torch::Tensor& t,
     if (e.bias.defined()) v = v + t2.matmul(var_b);
     return v;
   }
-  std::vector<torch::Tensor> parts;
-  const int64_t step = chunk_size(t, e.weight);
-  for (int64_t s = 0; s < t.size(0); s += step) {
-    const int64_t stop = std::min(t.size(0), s + step);
-    auto [gw, gb] = per_example_grads(slice_entry(e, s, stop), t.slice(0, s, stop));
+  return over_chunks(e, t, [&](const torch::Tensor& gw, const torch::Tensor& gb) {
     auto v = gw.square().matmul(var_w.reshape(-1));
     if (gb.defined()) v = v + gb.square().matmul(var_b);
-    parts.push_back(v);
-  }
-  return torch::cat(parts, 0);
+    return v;
+  });
 }
 
 torch::Tensor row_covariance(const nn::TapeEntry& e, const torch::Tensor& t,
                              const torch::Tensor& var_w, const torch::Tensor& var_b) {
   if (is_linear(e)) {
-    const auto b = e.input.square().matmul(var_w.t());  // [N, out]
-    auto v = torch::einsum("nri,nqi,ni->nrq", {t, t, b});
-    if (e.bias.defined()) v = v + torch::einsum("nri,nqi,i->nrq", {t, t, var_b});
+    // V = Σ_i t_ri t_qi (a² σ²ᵀ)_i (+ σ²_b for the bias): one batched product per example.
+    auto b = e.input.square().matmul(var_w.t());  // [N, out]
+    if (e.bias.defined()) b = b + var_b;
+    return (t * b.unsqueeze(1)).bmm(t.transpose(1, 2));
+  }
+  return over_chunks(e, t, [&](const torch::Tensor& gw, const torch::Tensor& gb) {
+    auto v = (gw * var_w.reshape(-1)).bmm(gw.transpose(1, 2));
+    if (gb.defined()) v = v + (gb * var_b).bmm(gb.transpose(1, 2));
     return v;
-  }
-  std::vector<torch::Tensor> parts;
-  const int64_t step = chunk_size(t, e.weight);
-  for (int64_t s = 0; s < t.size(0); s += step) {
-    const int64_t stop = std::min(t.size(0), s + step);
-    auto [gw, gb] = per_example_grads(slice_entry(e, s, stop), t.slice(0, s, stop));
-    auto v = torch::einsum("nrp,nqp,p->nrq", {gw, gw, var_w.reshape(-1)});
-    if (gb.defined()) v = v + torch::einsum("nrp,nqp,p->nrq", {gb, gb, var_b});
-    parts.push_back(v);
-  }
-  return torch::cat(parts, 0);
+  });
 }
 
 torch::Tensor cross_quadratic(const nn::TapeEntry& e1, const torch::Tensor& t1,
                               const nn::TapeEntry& e2, const torch::Tensor& t2,
                               const torch::Tensor& var_w, const torch::Tensor& var_b) {
+  const int64_t n = t1.size(0), r = t1.size(1), m = t2.size(0), q = t2.size(1);
   if (is_linear(e1)) {
-    // Σ_ij t1_ri a1_j σ²_ij t2_qi a2'_j = Σ_i t1_ri t2_qi A_nmi with A = Σ_j a1_nj σ²_ij a2_mj.
-    const auto a = torch::einsum("nj,ij,mj->nmi", {e1.input, var_w, e2.input});
-    auto k = torch::einsum("nri,mqi,nmi->nrmq", {t1, t2, a});
-    if (e1.bias.defined()) k = k + torch::einsum("nri,mqi,i->nrmq", {t1, t2, var_b});
-    return k;
+    // Σ_ij t1_ri a1_j σ²_ij t2_qi a2_j = Σ_i t1_ri t2_qi A_nmi with A_nmi = Σ_j a1_nj σ²_ij a2_mj
+    // (+ σ²_b,i for the bias). All as matrix products, in chunks of n, without any
+    // N×M×out×in intermediate.
+    const int64_t out = t1.size(2);
+    const auto a1s = e1.input.unsqueeze(0) * var_w.unsqueeze(1);  // [out, N, in]
+    auto a = a1s.bmm(e2.input.t().unsqueeze(0).expand({out, -1, -1}));  // [out, N, M]
+    if (e1.bias.defined()) a = a + var_b.view({out, 1, 1});
+    a = a.permute({1, 2, 0});  // [N, M, out]
+    const int64_t step = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, m * r * out));
+    std::vector<torch::Tensor> parts;
+    const auto t2t = t2.transpose(1, 2);  // [M, out, Q]
+    for (int64_t s = 0; s < n; s += step) {
+      const int64_t stop = std::min(n, s + step);
+      const int64_t c = stop - s;
+      // U[n, m, r, i] = t1[n, r, i] A[n, m, i], then a product with t2[m] per (n, m).
+      const auto u = t1.slice(0, s, stop).unsqueeze(1) * a.slice(0, s, stop).unsqueeze(2);
+      const auto k = u.reshape({c * m, r, out})
+                         .bmm(t2t.unsqueeze(0).expand({c, m, out, q}).reshape({c * m, out, q}));
+      parts.push_back(k.view({c, m, r, q}).permute({0, 2, 1, 3}));
+    }
+    return torch::cat(parts, 0);
   }
   auto [g1w, g1b] = per_example_grads(e1, t1);
   auto [g2w, g2b] = per_example_grads(e2, t2);
-  auto k = torch::einsum("nrp,p,mqp->nrmq", {g1w, var_w.reshape(-1), g2w});
-  if (g1b.defined()) k = k + torch::einsum("nrp,p,mqp->nrmq", {g1b, var_b, g2b});
+  auto k = (g1w * var_w.reshape(-1)).reshape({n * r, -1}).matmul(g2w.reshape({m * q, -1}).t());
+  if (g1b.defined()) k = k + (g1b * var_b).reshape({n * r, -1}).matmul(g2b.reshape({m * q, -1}).t());
+  return k.view({n, r, m, q});
+}
+
+torch::Tensor cross_quadratic_same_rows(const nn::TapeEntry& e1, const torch::Tensor& t1,
+                                        const nn::TapeEntry& e2, const torch::Tensor& t2,
+                                        const torch::Tensor& var_w, const torch::Tensor& var_b) {
+  const int64_t r = t1.size(1);
+  if (is_linear(e1)) {
+    // K_r[n, m] = Σ_i t1[n, r, i] t2[m, r, i] A[n, m, i], A as in cross_quadratic.
+    const int64_t out = t1.size(2);
+    const auto a1s = e1.input.unsqueeze(0) * var_w.unsqueeze(1);                   // [out, N, in]
+    auto a = a1s.bmm(e2.input.t().unsqueeze(0).expand({out, -1, -1}));             // [out, N, M]
+    if (e1.bias.defined()) a = a + var_b.view({out, 1, 1});
+    std::vector<torch::Tensor> blocks;
+    for (int64_t k = 0; k < r; ++k) {
+      // Σ_i t1[n, i] A[i, n, m] t2[m, i]: scale A by both signals and sum over i.
+      const auto s1 = t1.select(1, k).t().unsqueeze(2);  // [out, N, 1]
+      const auto s2 = t2.select(1, k).t().unsqueeze(1);  // [out, 1, M]
+      blocks.push_back((a * s1 * s2).sum(0));
+    }
+    return torch::stack(blocks);
+  }
+  auto [g1w, g1b] = per_example_grads(e1, t1);
+  auto [g2w, g2b] = per_example_grads(e2, t2);
+  auto k = (g1w * var_w.reshape(-1)).transpose(0, 1).bmm(g2w.permute({1, 2, 0}));  // [R, N, M]
+  if (g1b.defined()) k = k + (g1b * var_b).transpose(0, 1).bmm(g2b.permute({1, 2, 0}));
   return k;
 }
 

@@ -28,6 +28,12 @@ torch::Tensor cross_quadratic(const nn::TapeEntry& e1, const torch::Tensor& t1,
                               const nn::TapeEntry& e2, const torch::Tensor& t2,
                               const torch::Tensor& var_w, const torch::Tensor& var_b);
 
+/// The row-diagonal part of cross_quadratic, K[r, n, m] = Σ_p G1[n, r, p] σ²_p G2[m, r, p]
+/// (the per-class kernel blocks), at a fraction of the cost. Both passes need the same rows.
+torch::Tensor cross_quadratic_same_rows(const nn::TapeEntry& e1, const torch::Tensor& t1,
+                                        const nn::TapeEntry& e2, const torch::Tensor& t2,
+                                        const torch::Tensor& var_w, const torch::Tensor& var_b);
+
 /// Σ_{n,r} G[n, r, p]² per parameter: (weight-shaped, bias-shaped).
 std::pair<torch::Tensor, torch::Tensor> sum_squares(const nn::TapeEntry& e, const torch::Tensor& t);
 

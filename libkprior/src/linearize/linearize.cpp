@@ -102,9 +102,6 @@ torch::Tensor in_batches(const torch::Tensor& x,
 
 }  // namespace
 
-torch::Tensor logit_variance_batch(nn::TapedModule&, const torch::Tensor&, const std::vector<int64_t>&, const std::vector<torch::Tensor>&);
-torch::Tensor logit_covariance_batch(nn::TapedModule&, const torch::Tensor&, const std::vector<int64_t>&, const std::vector<torch::Tensor>&);
-torch::Tensor probability_variance_batch(nn::TapedModule&, const torch::Tensor&, const std::vector<int64_t>&, const std::vector<torch::Tensor>&);
 
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns) {
@@ -148,77 +145,55 @@ torch::Tensor jacobian_oracle(const std::function<torch::Tensor(const torch::Ten
   return torch::stack(rows).reshape({x.size(0), static_cast<int64_t>(columns.size()), -1});
 }
 
+namespace {
+
+using LayerQuadratic = torch::Tensor (*)(const nn::TapeEntry&, const torch::Tensor&,
+                                         const torch::Tensor&, const torch::Tensor&);
+
+// Σ over layers of a per-layer quadratic form of the signals for `rows`, computed kBatch
+// inputs at a time (memory independent of N).
+torch::Tensor sum_over_layers(nn::TapedModule& model, const torch::Tensor& x, const CotangentFn& rows,
+                              const std::vector<torch::Tensor>& variances, LayerQuadratic form) {
+  return in_batches(x, [&](const torch::Tensor& xb) {
+    const auto s = backprop_signals(model, xb, rows);
+    const auto l = layout_of(model, s.layers);
+    check_variances(l, variances);
+    torch::Tensor total;
+    for (size_t k = 0; k < s.layers.size(); ++k) {
+      auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
+      auto part = form(s.layers[k], s.t[k], vw, vb);
+      total = total.defined() ? total + part : part;
+    }
+    return total;
+  });
+}
+
+}  // namespace
+
 torch::Tensor logit_variance(nn::TapedModule& model, const torch::Tensor& x,
                              const std::vector<int64_t>& columns,
                              const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return in_batches(x, [&](const torch::Tensor& xb) { return logit_variance_batch(model, xb, columns, variances); });
-}
-
-torch::Tensor logit_variance_batch(nn::TapedModule& model, const torch::Tensor& x,
-                             const std::vector<int64_t>& columns,
-                             const std::vector<torch::Tensor>& variances) {
-  check_columns(columns);
-  const auto s = backprop_signals(model, x, unit_rows(columns));
-  const auto l = layout_of(model, s.layers);
-  check_variances(l, variances);
-  torch::Tensor v;
-  for (size_t k = 0; k < s.layers.size(); ++k) {
-    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
-    auto part = detail::diag_quadratic(s.layers[k], s.t[k], vw, vb);
-    v = v.defined() ? v + part : part;
-  }
-  return v;
+  return sum_over_layers(model, x, unit_rows(columns), variances, detail::diag_quadratic);
 }
 
 torch::Tensor logit_covariance(nn::TapedModule& model, const torch::Tensor& x,
                                const std::vector<int64_t>& columns,
                                const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return in_batches(x, [&](const torch::Tensor& xb) { return logit_covariance_batch(model, xb, columns, variances); });
-}
-
-torch::Tensor logit_covariance_batch(nn::TapedModule& model, const torch::Tensor& x,
-                             const std::vector<int64_t>& columns,
-                             const std::vector<torch::Tensor>& variances) {
-  check_columns(columns);
-  const auto s = backprop_signals(model, x, unit_rows(columns));
-  const auto l = layout_of(model, s.layers);
-  check_variances(l, variances);
-  torch::Tensor v;
-  for (size_t k = 0; k < s.layers.size(); ++k) {
-    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
-    auto part = detail::row_covariance(s.layers[k], s.t[k], vw, vb);
-    v = v.defined() ? v + part : part;
-  }
-  return v;
+  return sum_over_layers(model, x, unit_rows(columns), variances, detail::row_covariance);
 }
 
 torch::Tensor probability_variance(nn::TapedModule& model, const torch::Tensor& x,
                                    const std::vector<int64_t>& columns,
                                    const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return in_batches(x, [&](const torch::Tensor& xb) { return probability_variance_batch(model, xb, columns, variances); });
-}
-
-torch::Tensor probability_variance_batch(nn::TapedModule& model, const torch::Tensor& x,
-                             const std::vector<int64_t>& columns,
-                             const std::vector<torch::Tensor>& variances) {
-  check_columns(columns);
   // Rows of Λ as cotangents: row c is the gradient direction of p_c, so the diagonal
   // quadratic form gives diag(Λ J Σ Jᵀ Λ) directly.
-  const auto s = backprop_signals(model, x, head_rows(columns, [](const torch::Tensor& f) {
+  const auto rows = head_rows(columns, [](const torch::Tensor& f) {
     return softmax_hessian(torch::softmax(f, 1));
-  }));
-  const auto l = layout_of(model, s.layers);
-  check_variances(l, variances);
-  torch::Tensor v;
-  for (size_t k = 0; k < s.layers.size(); ++k) {
-    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
-    auto part = detail::diag_quadratic(s.layers[k], s.t[k], vw, vb);
-    v = v.defined() ? v + part : part;
-  }
-  return v;
+  });
+  return sum_over_layers(model, x, rows, variances, detail::diag_quadratic);
 }
 
 namespace {
@@ -248,12 +223,30 @@ torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torc
   return cross_kernel(model, x1, x2, unit_rows(columns), variances);
 }
 
+namespace {
+
+// The (r, r) blocks of the kernel of one input set with itself: [R, N, N].
+torch::Tensor same_row_kernels(nn::TapedModule& model, const torch::Tensor& x, const CotangentFn& rows,
+                               const std::vector<torch::Tensor>& variances) {
+  const auto s = backprop_signals(model, x, rows);
+  const auto l = layout_of(model, s.layers);
+  check_variances(l, variances);
+  torch::Tensor k;
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    auto [vw, vb] = layer_vars(l, i, variances, s.t[i]);
+    auto part = detail::cross_quadratic_same_rows(s.layers[i], s.t[i], s.layers[i], s.t[i], vw, vb);
+    k = k.defined() ? k + part : part;
+  }
+  return k;
+}
+
+}  // namespace
+
 torch::Tensor class_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
                             const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  const auto k = cross_kernel(model, x, x, unit_rows(columns), variances);  // [N, C, N, C]
-  return torch::diagonal(k, 0, 1, 3).permute({2, 0, 1}).contiguous();
+  return same_row_kernels(model, x, unit_rows(columns), variances);
 }
 
 torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
@@ -263,9 +256,7 @@ torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
   const auto rows = head_rows(columns, [](const torch::Tensor& f) {
     return softmax_hessian(torch::softmax(f, 1));
   });
-  const auto k = cross_kernel(model, x, x, rows, variances);  // [N, C, N, C]
-  // The (c, c) blocks.
-  return torch::diagonal(k, 0, 1, 3).permute({2, 0, 1}).contiguous();
+  return same_row_kernels(model, x, rows, variances);
 }
 
 std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torch::Tensor& inputs,
