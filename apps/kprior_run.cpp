@@ -131,7 +131,9 @@ int main(int argc, char** argv) {
   auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published)");
   cli.add_option("--select", select, "memory selection: lambda (Tr Λ), mpe, random")->capture_default_str();
   auto* o_tau = cli.add_option("--tau", tau, "FROMP τ (default: published)");
-  double jitter = 0;
+  double jitter = 0, prior_precision = 0;
+  auto* o_prior = cli.add_option("--prior-precision", prior_precision,
+                                 "δ of the Laplace posterior used for FROMP's kernels with adam/sgd\n(default: published)");
   auto* o_jitter = cli.add_option("--jitter", jitter, "FROMP kernel jitter ε (default: published for adam, 1e-2 for ivon)");
   auto* o_clip = cli.add_option("--clip", clip, "global gradient-norm clip, 0 = none (default: published for\nadam, none for ivon and sgd)");
   cli.add_option("--fisher", fisher, "EWC Fisher: ggn, empirical, true")->capture_default_str();
@@ -184,7 +186,7 @@ int main(int argc, char** argv) {
                        .grad_clip(given(o_clip) ? clip : (kind == train::OptimizerKind::Adam ? pub.grad_clip : 0))
                        .memory_per_task(given(o_memory) ? memory : pub.memory_per_task)
                        .selection(memory::parse_selection(select))
-                       .laplace_prior(pub.prior_precision);
+                       .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision);
     options.validate();
     if (method != "joint") regularize::make_regularizers(method, ms);  // validate names before loading data
     const int n_threads = set_threads(threads);

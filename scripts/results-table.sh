@@ -8,6 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${KPRIOR_BUILD_DIR:-$root/build}/apps/kprior-run
 bench=${1:-split-mnist}
 shift || true
+mkdir -p "$root/out/results/$bench"
 methods=${*:-"joint finetune ewc fromp fromp+ivon kprior replay ewc+fr+replay"}
 seeds=${KPRIOR_SEEDS:-3}
 field() { grep "\"$1\"" "$2" | head -1 | sed 's/.*: *//; s/,$//'; }

@@ -30,5 +30,9 @@ done
 grep -q '"average_accuracy_mean"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks average_accuracy_mean"; fail=1; }
 grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks ece"; fail=1; }
 [ "$(wc -l < "$scratch/run/accuracy_matrix.csv")" -eq 6 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 5 rows"; fail=1; }
+# Options from a CLI11 config file.
+mkdir -p "$scratch"
+printf 'epochs = 1\nmethod = "finetune"\noptimizer = "sgd"\n' > "$scratch/run.toml"
+expect 0 "method finetune, optimizer sgd .* 1 epochs" -- "$bin" --config "$scratch/run.toml" --data-dir "$data" --out "$scratch/cfg" --threads 1
 [ $fail -eq 0 ] && echo "kprior-run CLI: all checks passed"
 exit $fail
