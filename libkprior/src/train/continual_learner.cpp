@@ -195,9 +195,11 @@ void ContinualLearner::observe_all(const data::TaskSequence& seq) {
   tasks_ = seq.size();
 }
 
-std::vector<torch::Tensor> ContinualLearner::current_variances(const data::Task& task) {
+std::vector<torch::Tensor> ContinualLearner::boundary_variances(const data::Task& task) {
   if (dynamic_cast<optim::IVON*>(optimizer_.get()) != nullptr) return posterior().variance();
-  // Diagonal GGN Laplace of the task just trained (METHODS.md §2).
+  // Diagonal GGN Laplace of the task just trained (METHODS.md §2). Accumulating the GGN of
+  // all tasks so far (a recursive Laplace) was tried and measured worse for FROMP on
+  // permuted MNIST (65.3% vs 72.0%, 2 epochs, seed 0): smaller kernels, worse conditioned.
   const auto ggn = linearize::curvature_diagonal(*model_, task.train.inputs, {}, task.classes,
                                                  linearize::Curvature::GGN);
   laplace_variances_ = posterior::laplace(model_->parameters(), ggn, options_.laplace_prior()).variance();
@@ -212,7 +214,7 @@ void ContinualLearner::end_task(const data::Task& task) {
   }
   auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get());
   std::vector<torch::Tensor> variances, precision;
-  if (want_variances) variances = current_variances(task);
+  if (want_variances) variances = boundary_variances(task);
   if (ivon != nullptr) {
     const auto q = ivon->posterior();  // a named value: the loop must not outlive it
     for (const auto& v : q.variance()) precision.push_back(v.reciprocal());
@@ -241,9 +243,7 @@ posterior::DiagonalGaussian ContinualLearner::posterior() const {
 Prediction ContinualLearner::predict(const torch::Tensor& x, const data::Task& task) {
   model_->eval();
   const auto probs = linearize::head_probabilities(*model_, x, task.classes);
-  std::vector<torch::Tensor> variances = laplace_variances_;
-  if (dynamic_cast<optim::IVON*>(optimizer_.get()) != nullptr) variances = posterior().variance();
-  if (variances.empty()) variances = current_variances(task);
+  const auto variances = posterior().variance();  // throws before the first Laplace boundary
   return {probs, linearize::probability_variance(*model_, x, task.classes, variances)};
 }
 

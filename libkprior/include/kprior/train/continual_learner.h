@@ -43,7 +43,7 @@ struct LearnerOptions {
   TORCH_ARG(int64_t, memory_per_task) = 40;
   TORCH_ARG(memory::Selection, selection) = memory::Selection::LambdaTrace;
   /// Prior precision δ of the diagonal GGN Laplace posterior used for kernels when the
-  /// optimizer is not IVON: Σ = 1/(GGN summed over the task + δ).
+  /// optimizer is not IVON: Σ = 1/(GGN summed over the task just trained + δ).
   TORCH_ARG(double, laplace_prior) = 1e-3;
 
  public:
@@ -94,7 +94,9 @@ class ContinualLearner {
   /// The joint-training upper bound: learns all tasks of `seq` at once, each example on its
   /// own task's head (no regularizers, no memory). Use on a fresh learner.
   void observe_all(const data::TaskSequence& seq);
-  /// Probabilities on `task`'s head at the posterior mean, with predictive variances.
+  /// Probabilities on `task`'s head at the posterior mean, with predictive variances (needs a
+  /// posterior: IVON's, or the Laplace one formed at a boundary when a method or MPE
+  /// selection needs it; throws kprior::Error otherwise).
   Prediction predict(const torch::Tensor& x, const data::Task& task);
   Accuracy evaluate(const data::Task& task, const std::vector<int64_t>& classes);
 
@@ -114,7 +116,7 @@ class ContinualLearner {
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
   void set_ess(double n);
   void end_task(const data::Task& task);
-  std::vector<torch::Tensor> current_variances(const data::Task& task);
+  std::vector<torch::Tensor> boundary_variances(const data::Task& task);
 
   std::shared_ptr<nn::TapedModule> model_;
   std::vector<std::unique_ptr<regularize::Regularizer>> regs_;
