@@ -1,6 +1,7 @@
 #include "kprior/train/continual_learner.h"
 
 #include <sys/resource.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -247,6 +248,20 @@ Prediction ContinualLearner::predict(const torch::Tensor& x, const data::Task& t
   return {probs, linearize::probability_variance(*model_, x, task.classes, variances)};
 }
 
+torch::Tensor ContinualLearner::predictive_probabilities(const torch::Tensor& x, const data::Task& task,
+                                                       int64_t samples) {
+  model_->eval();
+  if (dynamic_cast<optim::IVON*>(optimizer_.get()) == nullptr) {
+    return linearize::head_probabilities(*model_, x, task.classes);
+  }
+  // Bayesian model average over IVON's posterior (METHODS.md §1), on the task's head; a
+  // generator seeded per task so evaluations are reproducible.
+  auto gen = at::detail::createCPUGenerator(mix_seed(options_.seed(), 9000 + static_cast<uint64_t>(task.id)));
+  const auto cols = torch::tensor(task.classes, torch::kLong).to(x.device());
+  const auto forward = [&](const torch::Tensor& in) { return model_->forward(in).index_select(1, cols); };
+  return posterior::bma_probabilities(forward, model_->parameters(), posterior(), x, samples, gen);
+}
+
 Accuracy ContinualLearner::evaluate(const data::Task& task, const std::vector<int64_t>& classes) {
   torch::NoGradGuard no_grad;
   model_->eval();
@@ -266,7 +281,7 @@ namespace {
 void add_calibration(ContinualLearner& learner, const data::TaskSequence& seq, SequenceResult& r) {
   std::vector<torch::Tensor> probs, targets;
   for (const auto& task : seq.tasks) {
-    probs.push_back(linearize::head_probabilities(learner.model(), task.test.inputs, task.classes));
+    probs.push_back(learner.predictive_probabilities(task.test.inputs, task));
     targets.push_back(data::head_targets(task, task.test.targets));
   }
   // Heads may differ in width; pad with zero probabilities to the widest (they change none of

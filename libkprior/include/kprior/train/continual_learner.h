@@ -99,6 +99,11 @@ class ContinualLearner {
   /// selection needs it; throws kprior::Error otherwise).
   Prediction predict(const torch::Tensor& x, const data::Task& task);
   Accuracy evaluate(const data::Task& task, const std::vector<int64_t>& classes);
+  /// Predictive probabilities on `task`'s head: with IVON the Bayesian model average over
+  /// `samples` posterior samples, otherwise the probabilities at the weights. Used for NLL,
+  /// ECE and Brier.
+  torch::Tensor predictive_probabilities(const torch::Tensor& x, const data::Task& task,
+                                         int64_t samples = 16);
 
   const std::vector<memory::TaskMemory>& memory() const { return memories_; }
   /// The current posterior: IVON's, else the Laplace posterior of the last boundary.
@@ -134,7 +139,8 @@ struct SequenceResult {
   metrics::AccuracyMatrix task_incremental;
   metrics::AccuracyMatrix class_incremental;
   std::vector<TaskCost> costs;
-  /// After the last task, over the test sets of all tasks (task-incremental heads).
+  /// After the last task, over the test sets of all tasks (task-incremental heads), from
+  /// predictive_probabilities (IVON: Bayesian model average of 16 samples).
   double nll = 0, ece = 0, brier = 0;
 };
 
