@@ -65,6 +65,21 @@ std::pair<torch::Tensor, torch::Tensor> layer_vars(const Layout& l, size_t k,
   return {vw, vb};
 }
 
+// Σ over taped layers k of form(k, σ²_weight, σ²_bias): the shared shape of every
+// variance and kernel computation.
+template <typename Form>
+torch::Tensor sum_layers(const Layout& l, const Signals& s, const std::vector<torch::Tensor>& variances,
+                         Form&& form) {
+  check_variances(l, variances);
+  torch::Tensor total;
+  for (size_t k = 0; k < s.layers.size(); ++k) {
+    auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
+    auto part = form(k, vw, vb);
+    total = total.defined() ? total + part : part;
+  }
+  return total;
+}
+
 torch::Tensor head(const torch::Tensor& logits, const std::vector<int64_t>& columns) {
   return logits.index_select(1, torch::tensor(columns, torch::kLong).to(logits.device()));
 }
@@ -156,15 +171,10 @@ torch::Tensor sum_over_layers(nn::TapedModule& model, const torch::Tensor& x, co
                               const std::vector<torch::Tensor>& variances, LayerQuadratic form) {
   return in_batches(x, [&](const torch::Tensor& xb) {
     const auto s = backprop_signals(model, xb, rows);
-    const auto l = layout_of(model, s.layers);
-    check_variances(l, variances);
-    torch::Tensor total;
-    for (size_t k = 0; k < s.layers.size(); ++k) {
-      auto [vw, vb] = layer_vars(l, k, variances, s.t[k]);
-      auto part = form(s.layers[k], s.t[k], vw, vb);
-      total = total.defined() ? total + part : part;
-    }
-    return total;
+    return sum_layers(layout_of(model, s.layers), s, variances,
+                      [&](size_t k, const torch::Tensor& vw, const torch::Tensor& vb) {
+                        return form(s.layers[k], s.t[k], vw, vb);
+                      });
   });
 }
 
@@ -203,15 +213,10 @@ torch::Tensor cross_kernel(nn::TapedModule& model, const torch::Tensor& x1,
                            const std::vector<torch::Tensor>& variances) {
   const auto s1 = backprop_signals(model, x1, rows);
   const auto s2 = x1.is_same(x2) ? s1 : backprop_signals(model, x2, rows);
-  const auto l = layout_of(model, s1.layers);
-  check_variances(l, variances);
-  torch::Tensor k;
-  for (size_t i = 0; i < s1.layers.size(); ++i) {
-    auto [vw, vb] = layer_vars(l, i, variances, s1.t[i]);
-    auto part = detail::cross_quadratic(s1.layers[i], s1.t[i], s2.layers[i], s2.t[i], vw, vb);
-    k = k.defined() ? k + part : part;
-  }
-  return k;
+  return sum_layers(layout_of(model, s1.layers), s1, variances,
+                    [&](size_t i, const torch::Tensor& vw, const torch::Tensor& vb) {
+                      return detail::cross_quadratic(s1.layers[i], s1.t[i], s2.layers[i], s2.t[i], vw, vb);
+                    });
 }
 
 }  // namespace
@@ -229,15 +234,10 @@ namespace {
 torch::Tensor same_row_kernels(nn::TapedModule& model, const torch::Tensor& x, const CotangentFn& rows,
                                const std::vector<torch::Tensor>& variances) {
   const auto s = backprop_signals(model, x, rows);
-  const auto l = layout_of(model, s.layers);
-  check_variances(l, variances);
-  torch::Tensor k;
-  for (size_t i = 0; i < s.layers.size(); ++i) {
-    auto [vw, vb] = layer_vars(l, i, variances, s.t[i]);
-    auto part = detail::cross_quadratic_same_rows(s.layers[i], s.t[i], s.layers[i], s.t[i], vw, vb);
-    k = k.defined() ? k + part : part;
-  }
-  return k;
+  return sum_layers(layout_of(model, s.layers), s, variances,
+                    [&](size_t i, const torch::Tensor& vw, const torch::Tensor& vb) {
+                      return detail::cross_quadratic_same_rows(s.layers[i], s.t[i], s.layers[i], s.t[i], vw, vb);
+                    });
 }
 
 }  // namespace

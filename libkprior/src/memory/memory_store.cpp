@@ -62,6 +62,10 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
   return m;
 }
 
+torch::Tensor local_labels(const TaskMemory& m) {
+  return data::head_targets(data::Task{m.task, "", {}, {}, m.classes}, m.labels);
+}
+
 void refresh_soft_targets(nn::TapedModule& model, std::vector<TaskMemory>& memories) {
   for (auto& m : memories) m.old_probs = linearize::head_probabilities(model, m.inputs, m.classes);
 }

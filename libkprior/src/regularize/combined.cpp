@@ -15,7 +15,7 @@ torch::Tensor Combined::penalty(nn::TapedModule& model, int64_t task_size) {
     const auto logits = memory_head_logits(model, m);
     if (options_.function()) total = total + soft_cross_entropy_sum(logits, m.old_probs);
     if (options_.replay()) {
-      const auto local = data::head_targets(data::Task{m.task, "", {}, {}, m.classes}, m.labels);
+      const auto local = memory::local_labels(m);
       const auto y = torch::one_hot(local, static_cast<int64_t>(m.classes.size())).to(logits.dtype());
       total = total + ((m.old_probs - y).detach() * logits).sum();
     }
@@ -29,7 +29,7 @@ void Combined::end_task(const Boundary& b) {
   const auto& mine = b.memories.back();
   const auto f_mem = linearize::curvature_diagonal(
       b.model, mine.inputs,
-      data::head_targets(data::Task{mine.task, "", {}, {}, mine.classes}, mine.labels),
+      memory::local_labels(mine),
       mine.classes, options_.fisher());
   for (size_t i = 0; i < f.size(); ++i) f[i] = (f[i] - f_mem[i]).clamp_min(0);
   if (fisher_.empty()) {

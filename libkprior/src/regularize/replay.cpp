@@ -9,7 +9,7 @@ torch::Tensor Replay::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
   torch::Tensor total;
   int64_t count = 0;
   for (const auto& m : memories_) {
-    const auto local = data::head_targets(data::Task{m.task, "", {}, {}, m.classes}, m.labels);
+    const auto local = memory::local_labels(m);
     auto ce = torch::nn::functional::cross_entropy(
         memory_head_logits(model, m), local,
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));

@@ -34,6 +34,9 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
                          Selection how, uint64_t seed,
                          const std::vector<torch::Tensor>& variances = {});
 
+/// The labels of `m` as positions in its head (for losses on the head's logits).
+torch::Tensor local_labels(const TaskMemory& m);
+
 /// Recomputes every memory's old_probs with the current model (at a task boundary).
 void refresh_soft_targets(nn::TapedModule& model, std::vector<TaskMemory>& memories);
 
