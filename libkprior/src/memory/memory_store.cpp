@@ -31,7 +31,7 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
   const auto local = data::head_targets(task, task.train.targets);
   torch::Tensor scores;
   if (how == Selection::Random) {
-    scores = random_scores(x.size(0), seed);
+    scores = random_scores(x.size(0), seed).to(x.device());
   } else {
     const auto p = linearize::head_probabilities(model, x, task.classes);
     if (how == Selection::LambdaTrace) {

@@ -122,15 +122,8 @@ void IVON::ensure_state() {
 }
 
 void IVON::ensure_generator(const torch::Device& device) {
-  if (generator_.has_value()) return;
-  const uint64_t seed = global().seed();
-  if (device.is_cpu()) {
-    generator_ = at::detail::createCPUGenerator(seed);
-  } else {
-    // One generator per optimizer on the parameters' device, independent of the global one.
-    generator_ = at::globalContext().defaultGenerator(device).clone();
-    generator_->set_current_seed(seed);
-  }
+  // One generator per optimizer on the parameters' device, independent of the global one.
+  if (!generator_.has_value()) generator_ = posterior::seeded_generator(device, global().seed());
 }
 
 torch::Tensor IVON::draw_noise(size_t group, size_t param, const torch::Tensor& like) {

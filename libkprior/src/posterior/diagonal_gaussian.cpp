@@ -1,5 +1,6 @@
 #include "kprior/posterior/diagonal_gaussian.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "kprior/core/error.h"
@@ -56,6 +57,13 @@ std::vector<torch::Tensor> DiagonalGaussian::sample(torch::Generator& generator)
     out.push_back(mean_[i] + variance_[i].sqrt() * eps);
   }
   return out;
+}
+
+torch::Generator seeded_generator(const torch::Device& device, uint64_t seed) {
+  if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
+  auto gen = at::globalContext().defaultGenerator(device).clone();
+  gen.set_current_seed(seed);
+  return gen;
 }
 
 ScopedParameters::ScopedParameters(std::vector<torch::Tensor> params,

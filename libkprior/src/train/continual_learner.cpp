@@ -256,7 +256,7 @@ torch::Tensor ContinualLearner::predictive_probabilities(const torch::Tensor& x,
   }
   // Bayesian model average over IVON's posterior (METHODS.md §1), on the task's head; a
   // generator seeded per task so evaluations are reproducible.
-  auto gen = at::detail::createCPUGenerator(mix_seed(options_.seed(), 9000 + static_cast<uint64_t>(task.id)));
+  auto gen = posterior::seeded_generator(x.device(), mix_seed(options_.seed(), 9000 + static_cast<uint64_t>(task.id)));
   const auto cols = torch::tensor(task.classes, torch::kLong).to(x.device());
   const auto forward = [&](const torch::Tensor& in) { return model_->forward(in).index_select(1, cols); };
   return posterior::bma_probabilities(forward, model_->parameters(), posterior(), x, samples, gen);

@@ -41,6 +41,10 @@ class DiagonalGaussian {
   std::string source_;
 };
 
+/// A generator on `device` seeded with `seed`, independent of LibTorch's global one (a CPU
+/// generator, or a clone of the device's default generator re-seeded).
+torch::Generator seeded_generator(const torch::Device& device, uint64_t seed);
+
 /// Writes `values` into `params` (same count and shapes) and restores the previous values on
 /// destruction, also during exception unwinding. Used to evaluate a model at a sample.
 class ScopedParameters {
