@@ -21,23 +21,34 @@ Signals backprop_signals(nn::TapedModule& model, const torch::Tensor& x,
   std::vector<torch::Tensor> outputs;
   for (const auto& e : tape.entries()) outputs.push_back(e.output);
   const int64_t rows = cot.size(1);
-  std::vector<std::vector<torch::Tensor>> per_row(outputs.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto grads = torch::autograd::grad({logits}, outputs, {cot.select(1, r).to(logits.dtype())},
-                                             /*retain_graph=*/true, /*create_graph=*/false,
-                                             /*allow_unused=*/true);
-    for (size_t l = 0; l < outputs.size(); ++l) {
-      per_row[l].push_back(grads[l].defined() ? grads[l] : torch::zeros_like(outputs[l]));
-    }
-  }
   Signals s;
   s.logits = logits.detach();
-  for (size_t l = 0; l < outputs.size(); ++l) {
-    nn::TapeEntry e = tape.entries()[l];
+  // t_l[n, r, ...] allocated once per layer; each backward pass writes its row in place
+  // (no list of R gradients kept alive, no stacking copy).
+  for (const auto& out : outputs) {
+    auto shape = out.sizes().vec();
+    shape.insert(shape.begin() + 1, rows);
+    s.t.push_back(torch::empty(shape, out.options()));
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto grads = torch::autograd::grad({logits}, outputs,
+                                             {cot.select(1, r).to(logits.dtype()).contiguous()},
+                                             /*retain_graph=*/r + 1 < rows, /*create_graph=*/false,
+                                             /*allow_unused=*/true);
+    for (size_t l = 0; l < outputs.size(); ++l) {
+      auto dst = s.t[l].select(1, r);
+      if (grads[l].defined()) {
+        dst.copy_(grads[l]);
+      } else {
+        dst.zero_();
+      }
+    }
+  }
+  for (const auto& entry : tape.entries()) {
+    nn::TapeEntry e = entry;
     e.input = e.input.detach();
     e.output = e.output.detach();
     s.layers.push_back(std::move(e));
-    s.t.push_back(torch::stack(per_row[l], 1));
   }
   return s;
 }
