@@ -188,7 +188,14 @@ int main(int argc, char** argv) {
                        .selection(memory::parse_selection(select))
                        .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision);
     options.validate();
-    if (method != "joint") regularize::make_regularizers(method, ms);  // validate names before loading data
+    if (method != "joint") {
+      // Validate names and memory needs before loading any data.
+      for (const auto& r : regularize::make_regularizers(method, ms)) {
+        if (r->needs_memory() && options.memory_per_task() == 0) {
+          throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
+        }
+      }
+    }
     const int n_threads = set_threads(threads);
     auto seq = data::make_benchmark(tasks, data_dir, seed);
     for (auto& t : seq.tasks) {

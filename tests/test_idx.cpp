@@ -107,7 +107,6 @@ TEST_CASE("IDX reader rejects bad files with a message naming file and problem",
   SECTION("trailing bytes") {
     auto longer = raw;
     longer.push_back(7);
-    CHECK(contains(read_error(dir.file("long")), "cannot open"));  // not yet written
     write_bytes(dir.file("long"), longer);
     CHECK(contains(read_error(dir.file("long")), "1 trailing bytes"));
   }

@@ -100,6 +100,12 @@ CotangentFn head_rows(const std::vector<int64_t>& columns,
   };
 }
 
+// Rows of Λ as cotangents: row c is the gradient direction of the probability p_c, so
+// quadratic forms of these signals are those of Λ J Σ Jᵀ Λ.
+CotangentFn lambda_rows(const std::vector<int64_t>& columns) {
+  return head_rows(columns, [](const torch::Tensor& f) { return softmax_hessian(torch::softmax(f, 1)); });
+}
+
 void check_columns(const std::vector<int64_t>& columns) {
   if (columns.empty()) throw UsageError("linearize: no output columns given");
 }
@@ -198,12 +204,7 @@ torch::Tensor probability_variance(nn::TapedModule& model, const torch::Tensor& 
                                    const std::vector<int64_t>& columns,
                                    const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  // Rows of Λ as cotangents: row c is the gradient direction of p_c, so the diagonal
-  // quadratic form gives diag(Λ J Σ Jᵀ Λ) directly.
-  const auto rows = head_rows(columns, [](const torch::Tensor& f) {
-    return softmax_hessian(torch::softmax(f, 1));
-  });
-  return sum_over_layers(model, x, rows, variances, detail::diag_quadratic);
+  return sum_over_layers(model, x, lambda_rows(columns), variances, detail::diag_quadratic);
 }
 
 namespace {
@@ -253,10 +254,7 @@ torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
                             const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  const auto rows = head_rows(columns, [](const torch::Tensor& f) {
-    return softmax_hessian(torch::softmax(f, 1));
-  });
-  return same_row_kernels(model, x, rows, variances);
+  return same_row_kernels(model, x, lambda_rows(columns), variances);
 }
 
 std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torch::Tensor& inputs,

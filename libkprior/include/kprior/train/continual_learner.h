@@ -121,7 +121,8 @@ class ContinualLearner {
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
   void set_ess(double n);
   void end_task(const data::Task& task);
-  std::vector<torch::Tensor> boundary_variances(const data::Task& task);
+  /// Diagonal GGN Laplace variances of the task just trained (optimizers other than IVON).
+  std::vector<torch::Tensor> laplace_boundary_variances(const data::Task& task);
 
   std::shared_ptr<nn::TapedModule> model_;
   std::vector<std::unique_ptr<regularize::Regularizer>> regs_;
