@@ -140,7 +140,8 @@ TEST_CASE("FROMP's penalty gradient is J(c)ᵀ K⁻¹ (m − m̄) with oracle Ja
   }
   const int64_t n_task = 11;
   const auto g = grads_of(fromp.penalty(*model, n_task), *model);
-  // Independent: J of the probabilities by the oracle, then τ/N Σ_c J_cᵀ K_c⁻¹ b_c.
+  // Independent: J of the probabilities by the oracle, then τ Σ_c J_cᵀ K_c⁻¹ b_c (τ weighs the
+  // term against the mean loss: the task size does not enter).
   const auto& m = memories[0];
   const auto params = model->parameters();
   const auto jp = linearize::jacobian_oracle(
@@ -153,10 +154,11 @@ TEST_CASE("FROMP's penalty gradient is J(c)ᵀ K⁻¹ (m − m̄) with oracle Ja
   for (int64_t c = 0; c < 2; ++c) {
     expected += jp.select(1, c).t().matmul(kinv[c].matmul(b.select(1, c)));
   }
-  expected *= tau / static_cast<double>(n_task);
+  expected *= tau;
   std::vector<torch::Tensor> flat;
   for (const auto& gi : g) flat.push_back(gi.reshape(-1));
   CHECK(max_rel_diff({torch::cat(flat)}, {expected}) < 1e-10);
+  CHECK(fromp.penalty(*model, 1000).item<double>() == fromp.penalty(*model, n_task).item<double>());
   // The stored inverse is that of the kernel at the boundary plus the jitter: recompute the
   // kernel at the boundary weights is not possible here (they moved), so check symmetry and
   // positive definiteness, which an inverse of K + εI must have.
@@ -276,4 +278,41 @@ TEST_CASE("every method learns a small split sequence end to end", "[train]") {
   CHECK_THROWS_WITH(regularize::make_regularizers("nope", {}), Catch::Matchers::Contains("unknown method 'nope'"));
   CHECK_THROWS_AS(regularize::make_regularizers("ewc,ewc", {}), UsageError);
   CHECK_THROWS_AS(train::parse_optimizer("adamw"), UsageError);
+}
+
+TEST_CASE("the Laplace posterior at a boundary accumulates every task's GGN", "[train]") {
+  // Σ_t = 1/(δ + Σ_{s≤t} GGN_s), each GGN at the weights that ended task s (METHODS.md §2;
+  // the recursion FROMP's published runs use). The GGNs are recorded independently at each
+  // task's end through the callback.
+  const auto seq = data::make_split_sequence("blobs", blobs(40, 3), blobs(20, 4), {{0, 1}, {2, 3}}, 4);
+  torch::manual_seed(1);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 8, 4});
+  model->to(torch::kFloat64);
+  const double delta = 0.5;
+  std::vector<torch::Tensor> expected;
+  train::Callbacks cb;
+  cb.on_task_end = [&](int64_t t) {
+    const auto& task = seq.tasks[static_cast<size_t>(t)];
+    const auto ggn = linearize::curvature_diagonal(*model, task.train.inputs.to(torch::kFloat64), {},
+                                                   task.classes, linearize::Curvature::GGN);
+    if (expected.empty()) expected = ggn;
+    else for (size_t i = 0; i < ggn.size(); ++i) expected[i] = expected[i] + ggn[i];
+  };
+  train::ContinualLearner learner(model, regularize::make_regularizers("fromp", {}),
+                                  train::LearnerOptions().optimizer(train::OptimizerKind::Adam)
+                                      .lr(1e-2).epochs(3).memory_per_task(6).laplace_prior(delta), cb);
+  for (const auto& task : seq.tasks) {
+    learner.observe({task.id, task.name, {task.train.inputs.to(torch::kFloat64), task.train.targets},
+                     {task.test.inputs.to(torch::kFloat64), task.test.targets}, task.classes});
+  }
+  const auto var = learner.posterior().variance();
+  REQUIRE(var.size() == expected.size());
+  std::vector<torch::Tensor> want;
+  for (const auto& g : expected) want.push_back((g + delta).reciprocal());
+  CHECK(max_rel_diff(var, want) < 1e-12);
+  // Each task's GGN lives on its own head, so the first head keeps task 0's curvature after
+  // task 1 instead of falling back to the prior variance 1/δ.
+  const auto& head_bias = var.back();  // output bias: classes 0..3
+  CHECK(head_bias[0].item<double>() < 1.0 / delta);
+  CHECK(head_bias[2].item<double>() < 1.0 / delta);
 }

@@ -6,10 +6,10 @@ namespace kprior::train {
 
 PublishedSettings published_settings(const std::string& benchmark) {
   if (benchmark == "split-mnist" || benchmark == "split-fashion") {
-    return {{256, 256}, 1e-4, 15, 128, 10.0, 1e-6, 1e-3, 0.1, 40};
+    return {{256, 256}, 1e-4, 15, 128, 10.0, 1e-6, 1e-3, 0.1 * 10.0, 40};
   }
   if (benchmark == "permuted-mnist") {
-    return {{100, 100}, 1e-3, 10, 128, 0.5, 1e-5, 1e-5, 0.01, 200};
+    return {{100, 100}, 1e-3, 10, 128, 0.5, 1e-5, 1e-5, 0.01 * 0.5, 200};
   }
   throw UsageError("no published settings for '" + benchmark + "'");
 }

@@ -1,10 +1,12 @@
 #pragma once
 // Functional regularisation of memorable past (FROMP; Pan et al., NeurIPS 2020, eq. 7–8;
-// METHODS.md §4): penalty = τ/(2 N_t) Σ_{s,c} (m_{s,c}(w) − m̄_{s,c})ᵀ K_{s,c}⁻¹ (m_{s,c}(w) − m̄_{s,c}),
+// METHODS.md §4): penalty = (τ/2) Σ_{s,c} (m_{s,c}(w) − m̄_{s,c})ᵀ K_{s,c}⁻¹ (m_{s,c}(w) − m̄_{s,c}),
 // m_{s,c}(w) the probabilities of class c on task s's memorable inputs, m̄ the same at the
 // last task boundary, K_{s,c} = J⁽ᶜ⁾ Σ J⁽ᶜ⁾ᵀ + εI. K⁻¹ and m̄ are recomputed for every past
 // task at every boundary. The penalty's gradient is the vector–Jacobian product
 // J⁽ᶜ⁾ᵀ K⁻¹ (m − m̄) (autograd through m with K⁻¹ constant): no per-example Jacobians per step.
+// The penalty is added to the task's *mean* loss ℓ̄_t, so τ here is the paper's τ divided by
+// N_t — the convention of the published settings (τ 10 split MNIST, 0.5 permuted MNIST).
 #include "kprior/regularize/regularizer.h"
 
 namespace kprior::regularize {

@@ -43,7 +43,7 @@ struct LearnerOptions {
   TORCH_ARG(int64_t, memory_per_task) = 40;
   TORCH_ARG(memory::Selection, selection) = memory::Selection::LambdaTrace;
   /// Prior precision δ of the diagonal GGN Laplace posterior used for kernels when the
-  /// optimizer is not IVON: Σ = 1/(GGN summed over the task just trained + δ).
+  /// optimizer is not IVON: Σ = 1/(GGN summed over every task's training set so far + δ).
   TORCH_ARG(double, laplace_prior) = 1e-3;
 
  public:
@@ -121,7 +121,7 @@ class ContinualLearner {
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
   void set_ess(double n);
   void end_task(const data::Task& task);
-  /// Diagonal GGN Laplace variances of the task just trained (optimizers other than IVON).
+  /// Recursive diagonal GGN Laplace variances after `task` (optimizers other than IVON).
   std::vector<torch::Tensor> laplace_boundary_variances(const data::Task& task);
 
   std::shared_ptr<nn::TapedModule> model_;
@@ -131,6 +131,7 @@ class ContinualLearner {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<memory::TaskMemory> memories_;
   std::vector<torch::Tensor> laplace_variances_;
+  std::vector<torch::Tensor> ggn_sum_;  // Σ_s GGN_s over the tasks observed so far
   std::vector<TaskCost> costs_;
   int64_t tasks_ = 0;
 };

@@ -14,14 +14,16 @@ struct PublishedSettings {
   double tau;                   // FROMP τ
   double jitter;                // FROMP ε
   double prior_precision;       // FROMP δ (Laplace prior of the kernel posterior)
-  double grad_clip;             // global gradient-norm clip
+  /// Global gradient-norm clip of ∇(ℓ̄ + τ·penalty). The published code clips
+  /// ∇(ℓ̄/τ + penalty) at c (0.1 split MNIST, 0.01 permuted), the same direction at τc.
+  double grad_clip;
   int64_t memory_per_task;
 };
 
 /// split-mnist / split-fashion: MLP 256-256, Adam 1e-4, 15 epochs, batch 128, τ 10, ε 1e-6,
-/// δ 1e-3, clip 0.1, 40 memorable points per task (2-way heads).
+/// δ 1e-3, clip 0.1·τ = 1, 40 memorable points per task (2-way heads).
 /// permuted-mnist: MLP 100-100, Adam 1e-3, 10 epochs, batch 128, τ 0.5, ε 1e-5, δ 1e-5,
-/// clip 0.01, 200 memorable points per task. Throws UsageError for other names.
+/// clip 0.01·τ = 0.005, 200 memorable points per task. Throws UsageError for other names.
 PublishedSettings published_settings(const std::string& benchmark);
 
 }  // namespace kprior::train
