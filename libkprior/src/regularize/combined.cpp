@@ -41,4 +41,16 @@ void Combined::end_task(const Boundary& b) {
   memories_ = b.memories;
 }
 
+void Combined::save_state(checkpoint::Tree& tree, const std::string& group) const {
+  tree.put_list(group + "/fisher", fisher_);
+  tree.put_list(group + "/anchor", anchor_);
+}
+
+void Combined::load_state(const checkpoint::Tree& tree, const std::string& group,
+                          const std::vector<memory::TaskMemory>& memories) {
+  memories_ = memories;
+  fisher_ = tree.list(group + "/fisher");
+  anchor_ = tree.list(group + "/anchor");
+}
+
 }  // namespace kprior::regularize

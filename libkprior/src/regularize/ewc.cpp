@@ -41,4 +41,22 @@ void EWC::end_task(const Boundary& b) {
   }
 }
 
+void EWC::save_state(checkpoint::Tree& tree, const std::string& group) const {
+  tree.put_attr(group + "@terms", static_cast<int64_t>(fishers_.size()));
+  for (size_t s = 0; s < fishers_.size(); ++s) {
+    tree.put_list(group + "/fisher_" + std::to_string(s), fishers_[s]);
+    tree.put_list(group + "/anchor_" + std::to_string(s), anchors_[s]);
+  }
+}
+
+void EWC::load_state(const checkpoint::Tree& tree, const std::string& group,
+                     const std::vector<memory::TaskMemory>& /*memories*/) {
+  fishers_.clear();
+  anchors_.clear();
+  for (int64_t s = 0; s < tree.integer(group + "@terms"); ++s) {
+    fishers_.push_back(tree.list(group + "/fisher_" + std::to_string(s)));
+    anchors_.push_back(tree.list(group + "/anchor_" + std::to_string(s)));
+  }
+}
+
 }  // namespace kprior::regularize

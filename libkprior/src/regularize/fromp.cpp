@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
 
 namespace kprior::regularize {
@@ -33,6 +34,20 @@ void FROMP::end_task(const Boundary& b) {
     auto k = linearize::fromp_kernels(b.model, m.inputs, m.classes, b.variances);
     const auto eye = torch::eye(k.size(1), k.options()).unsqueeze(0);
     kinv_.push_back(torch::linalg_inv(k + options_.jitter() * eye).detach());
+  }
+}
+
+void FROMP::save_state(checkpoint::Tree& tree, const std::string& group) const {
+  tree.put_list(group + "/kernel_inverse", kinv_);  // [C, M, M] per past task
+}
+
+void FROMP::load_state(const checkpoint::Tree& tree, const std::string& group,
+                       const std::vector<memory::TaskMemory>& memories) {
+  memories_ = memories;
+  kinv_ = tree.list(group + "/kernel_inverse");
+  if (kinv_.size() != memories_.size()) {
+    throw FileError(tree.source(), "'" + group + "': " + std::to_string(kinv_.size()) +
+                                       " kernel inverses for " + std::to_string(memories_.size()) + " memories");
   }
 }
 

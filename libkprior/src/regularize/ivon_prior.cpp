@@ -19,4 +19,15 @@ void IVONPrior::end_task(const Boundary& b) {
   mean_ = snapshot(b.model);
 }
 
+void IVONPrior::save_state(checkpoint::Tree& tree, const std::string& group) const {
+  tree.put_list(group + "/precision", precision_);
+  tree.put_list(group + "/mean", mean_);
+}
+
+void IVONPrior::load_state(const checkpoint::Tree& tree, const std::string& group,
+                           const std::vector<memory::TaskMemory>& /*memories*/) {
+  precision_ = tree.list(group + "/precision");
+  mean_ = tree.list(group + "/mean");
+}
+
 }  // namespace kprior::regularize

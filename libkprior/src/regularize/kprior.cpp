@@ -23,4 +23,14 @@ void KPrior::end_task(const Boundary& b) {
   anchor_ = snapshot(b.model);
 }
 
+void KPrior::save_state(checkpoint::Tree& tree, const std::string& group) const {
+  tree.put_list(group + "/anchor", anchor_);
+}
+
+void KPrior::load_state(const checkpoint::Tree& tree, const std::string& group,
+                        const std::vector<memory::TaskMemory>& memories) {
+  memories_ = memories;
+  anchor_ = tree.list(group + "/anchor");
+}
+
 }  // namespace kprior::regularize

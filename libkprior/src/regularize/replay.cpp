@@ -19,4 +19,11 @@ torch::Tensor Replay::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
   return total * (options_.weight() / static_cast<double>(count));
 }
 
+void Replay::save_state(checkpoint::Tree& /*tree*/, const std::string& /*group*/) const {}
+
+void Replay::load_state(const checkpoint::Tree& /*tree*/, const std::string& /*group*/,
+                        const std::vector<memory::TaskMemory>& memories) {
+  memories_ = memories;
+}
+
 }  // namespace kprior::regularize

@@ -306,9 +306,15 @@ void add_calibration(ContinualLearner& learner, const data::TaskSequence& seq, S
 }  // namespace
 
 SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence& seq,
-                            const std::function<void(int64_t, const std::vector<double>&)>& on_row) {
-  SequenceResult r{metrics::AccuracyMatrix(seq.size()), metrics::AccuracyMatrix(seq.size()), {}};
-  for (int64_t t = 0; t < seq.size(); ++t) {
+                            const SequenceHooks& hooks, const SequenceResult* resume) {
+  SequenceResult r = resume != nullptr
+                         ? *resume
+                         : SequenceResult{metrics::AccuracyMatrix(seq.size()), metrics::AccuracyMatrix(seq.size()), {}};
+  if (r.task_incremental.num_tasks() != seq.size()) {
+    throw UsageError("run_sequence: the partial result is for " + std::to_string(r.task_incremental.num_tasks()) +
+                     " tasks, the sequence has " + std::to_string(seq.size()));
+  }
+  for (int64_t t = learner.tasks_observed(); t < seq.size(); ++t) {
     learner.observe(seq.tasks[static_cast<size_t>(t)]);
     const auto classes = seq.classes_seen(t);
     std::vector<double> row;
@@ -318,7 +324,10 @@ SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence&
       r.class_incremental.set(t, j, acc.class_incremental);
       row.push_back(acc.task_incremental);
     }
-    if (on_row) on_row(t, row);
+    if (hooks.on_row) hooks.on_row(t, row);
+    r.costs = learner.costs();
+    if (hooks.after_task) hooks.after_task(t, r);
+    if (hooks.stop && hooks.stop(t) && t + 1 < seq.size()) return r;
   }
   add_calibration(learner, seq, r);
   r.costs = learner.costs();

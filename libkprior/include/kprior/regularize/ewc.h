@@ -25,6 +25,9 @@ class EWC : public Regularizer {
   std::string name() const override { return "ewc"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;
+  void save_state(checkpoint::Tree& tree, const std::string& group) const override;
+  void load_state(const checkpoint::Tree& tree, const std::string& group,
+                  const std::vector<memory::TaskMemory>& memories) override;
   /// Curvature per past task (offline) or the accumulated one (online).
   const std::vector<std::vector<torch::Tensor>>& fishers() const { return fishers_; }
 

@@ -24,6 +24,9 @@ class FROMP : public Regularizer {
   std::string name() const override { return "fromp"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;
+  void save_state(checkpoint::Tree& tree, const std::string& group) const override;
+  void load_state(const checkpoint::Tree& tree, const std::string& group,
+                  const std::vector<memory::TaskMemory>& memories) override;
   /// The kernel inverses of task s: [C, M, M].
   const std::vector<torch::Tensor>& kernel_inverses() const { return kinv_; }
 

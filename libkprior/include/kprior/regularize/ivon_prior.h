@@ -12,6 +12,9 @@ class IVONPrior : public Regularizer {
   std::string name() const override { return "ivon-prior"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;
+  void save_state(checkpoint::Tree& tree, const std::string& group) const override;
+  void load_state(const checkpoint::Tree& tree, const std::string& group,
+                  const std::vector<memory::TaskMemory>& memories) override;
 
  private:
   std::vector<torch::Tensor> precision_, mean_;

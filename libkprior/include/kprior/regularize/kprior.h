@@ -20,6 +20,9 @@ class KPrior : public Regularizer {
   std::string name() const override { return "kprior"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;
+  void save_state(checkpoint::Tree& tree, const std::string& group) const override;
+  void load_state(const checkpoint::Tree& tree, const std::string& group,
+                  const std::vector<memory::TaskMemory>& memories) override;
 
  private:
   KPriorOptions options_;

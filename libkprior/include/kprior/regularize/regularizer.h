@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kprior/checkpoint/tree.h"
 #include "kprior/data/task_sequence.h"
 #include "kprior/memory/memory_store.h"
 #include "kprior/nn/layer_tape.h"
@@ -40,6 +41,12 @@ class Regularizer {
   virtual bool needs_variances() const { return false; }
   /// Whether the learner must keep a memory of past tasks for this regularizer.
   virtual bool needs_memory() const { return false; }
+  /// Writes what end_task accumulated under `group` of a checkpoint tree (memories are the
+  /// learner's and are not repeated here).
+  virtual void save_state(checkpoint::Tree& tree, const std::string& group) const = 0;
+  /// Restores what save_state wrote; `memories` are the learner's restored memories.
+  virtual void load_state(const checkpoint::Tree& tree, const std::string& group,
+                          const std::vector<memory::TaskMemory>& memories) = 0;
 };
 
 /// The logits of `m`'s head for its remembered inputs.

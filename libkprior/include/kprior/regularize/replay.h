@@ -17,6 +17,9 @@ class Replay : public Regularizer {
   std::string name() const override { return "replay"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override { memories_ = b.memories; }
+  void save_state(checkpoint::Tree& tree, const std::string& group) const override;
+  void load_state(const checkpoint::Tree& tree, const std::string& group,
+                  const std::vector<memory::TaskMemory>& memories) override;
 
  private:
   ReplayOptions options_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kprior/checkpoint/tree.h"
 #include "kprior/data/batch_loader.h"
 #include "kprior/data/task_sequence.h"
 #include "kprior/memory/memory_store.h"
@@ -111,6 +112,14 @@ class ContinualLearner {
   nn::TapedModule& model() { return *model_; }
   int64_t tasks_observed() const { return tasks_; }
   const std::vector<TaskCost>& costs() const { return costs_; }
+
+  /// Writes the learner's whole state at a task boundary into `tree` (model, optimizer,
+  /// posterior, memories, regularizers, timings; paths in docs/checkpoint-format.md).
+  void save_state(checkpoint::Tree& tree) const;
+  /// Restores what save_state wrote into a learner built with the same model architecture,
+  /// method and options; it then continues exactly as the saved one would have. Throws
+  /// kprior::FileError naming the object that is missing or does not fit.
+  void load_state(const checkpoint::Tree& tree);
   const std::vector<std::unique_ptr<regularize::Regularizer>>& regularizers() const { return regs_; }
 
  private:
@@ -146,9 +155,25 @@ struct SequenceResult {
   double nll = 0, ece = 0, brier = 0;
 };
 
-/// Observes every task of `seq` in order, evaluating all tasks seen so far after each.
+/// Hooks of run_sequence: `on_row(t, accuracies)` after task t is evaluated (task-incremental
+/// accuracies of tasks 0..t); `after_task(t, partial)` then, with the result so far (rows
+/// 0..t filled) — the place to write a checkpoint.
+struct SequenceHooks {
+  std::function<void(int64_t, const std::vector<double>&)> on_row;
+  std::function<void(int64_t, const SequenceResult&)> after_task;
+  /// Stop after task t if stop(t) is true (the result then lacks NLL, ECE and Brier).
+  std::function<bool(int64_t)> stop;
+};
+
+/// Observes every task of `seq` in order, evaluating all tasks seen so far after each. With
+/// `resume` (the partial result saved with a learner that has observed k tasks), continues at
+/// task k.
 SequenceResult run_sequence(ContinualLearner& learner, const data::TaskSequence& seq,
-                            const std::function<void(int64_t, const std::vector<double>&)>& on_row = {});
+                            const SequenceHooks& hooks = {}, const SequenceResult* resume = nullptr);
+
+/// The partial result of a sequence under "metrics" of a checkpoint tree, and back.
+void put_result(checkpoint::Tree& tree, const SequenceResult& r);
+SequenceResult get_result(const checkpoint::Tree& tree, int64_t num_tasks);
 
 /// Joint training on all tasks at once (the upper bound); fills the last row only.
 SequenceResult run_joint(ContinualLearner& learner, const data::TaskSequence& seq);

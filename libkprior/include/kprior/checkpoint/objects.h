@@ -1,0 +1,31 @@
+#pragma once
+// The library's objects in a checkpoint tree (docs/checkpoint-format.md): memories and
+// posteriors, and stand-alone files holding one memory — what a program or an agent reloads
+// to keep learning or to inspect what was remembered.
+#include <string>
+#include <vector>
+
+#include "kprior/checkpoint/tree.h"
+#include "kprior/memory/memory_store.h"
+#include "kprior/posterior/diagonal_gaussian.h"
+
+namespace kprior::checkpoint {
+
+/// Under `group`: inputs, labels, scores, old_probs, classes datasets and a `task` attribute.
+void put_memory(Tree& tree, const std::string& group, const memory::TaskMemory& m);
+/// Reads and checks (matching lengths, labels in `classes`) what put_memory wrote.
+memory::TaskMemory get_memory(const Tree& tree, const std::string& group);
+/// The memories of every past task: memory/task_0, memory/task_1, ... in order.
+std::vector<memory::TaskMemory> get_memories(const Tree& tree);
+
+/// A file holding one memory (its group is "memory/task_<id>").
+void save_memory(const memory::TaskMemory& m, const std::string& path);
+memory::TaskMemory load_memory(const std::string& path);
+
+/// Under `group`: mean/<i>, variance/<i> (parameter order) and a `source` attribute.
+void put_posterior(Tree& tree, const std::string& group, const posterior::DiagonalGaussian& q);
+posterior::DiagonalGaussian get_posterior(const Tree& tree, const std::string& group);
+/// The posterior stored in a learner checkpoint (group "posterior").
+posterior::DiagonalGaussian read_posterior(const std::string& checkpoint_path);
+
+}  // namespace kprior::checkpoint

@@ -1,0 +1,84 @@
+#include "kprior/checkpoint/objects.h"
+
+#include <torch/torch.h>
+
+#include "kprior/checkpoint/file.h"
+#include "kprior/core/error.h"
+
+namespace kprior::checkpoint {
+
+void put_memory(Tree& tree, const std::string& group, const memory::TaskMemory& m) {
+  tree.put(group + "/inputs", m.inputs);
+  tree.put(group + "/labels", m.labels.to(torch::kInt64));
+  tree.put(group + "/scores", m.scores);
+  tree.put(group + "/old_probs", m.old_probs);
+  tree.put(group + "/classes", torch::tensor(m.classes, torch::kInt64));
+  tree.put_attr(group + "@task", m.task);
+}
+
+memory::TaskMemory get_memory(const Tree& tree, const std::string& group) {
+  memory::TaskMemory m;
+  m.task = tree.integer(group + "@task");
+  m.inputs = tree.tensor(group + "/inputs");
+  m.labels = tree.tensor(group + "/labels");
+  m.scores = tree.tensor(group + "/scores");
+  m.old_probs = tree.tensor(group + "/old_probs");
+  const auto classes = tree.tensor(group + "/classes");
+  const auto bad = [&](const std::string& what) { return FileError(tree.source(), "memory '" + group + "': " + what); };
+  if (classes.scalar_type() != torch::kInt64 || classes.dim() != 1 || classes.numel() == 0) throw bad("classes must be a non-empty int64 vector");
+  for (int64_t i = 0; i < classes.numel(); ++i) m.classes.push_back(classes[i].item<int64_t>());
+  const int64_t n = m.labels.dim() == 1 ? m.labels.size(0) : -1;
+  if (m.labels.scalar_type() != torch::kInt64 || n < 0) throw bad("labels must be an int64 vector");
+  if (m.inputs.dim() < 1 || m.inputs.size(0) != n) throw bad("inputs and labels differ in length");
+  if (m.scores.dim() != 1 || m.scores.size(0) != n) throw bad("scores and labels differ in length");
+  if (m.old_probs.dim() != 2 || m.old_probs.size(0) != n || m.old_probs.size(1) != classes.numel()) {
+    throw bad("old_probs must be [labels, classes]");
+  }
+  if (n > 0 && !torch::isin(m.labels, classes).all().item<bool>()) throw bad("a label is not one of the task's classes");
+  return m;
+}
+
+std::vector<memory::TaskMemory> get_memories(const Tree& tree) {
+  std::vector<memory::TaskMemory> out;
+  for (size_t s = 0; tree.has_attr("memory/task_" + std::to_string(s) + "@task"); ++s) {
+    out.push_back(get_memory(tree, "memory/task_" + std::to_string(s)));
+  }
+  return out;
+}
+
+void save_memory(const memory::TaskMemory& m, const std::string& path) {
+  Tree tree;
+  tree.put_attr("@content", std::string("memory"));
+  put_memory(tree, "memory/task_" + std::to_string(m.task), m);
+  write(tree, path);
+}
+
+memory::TaskMemory load_memory(const std::string& path) {
+  const auto tree = read(path);
+  const auto names = tree.children("memory");
+  if (names.size() != 1) throw FileError(path, "expected exactly one memory under 'memory', found " + std::to_string(names.size()));
+  return get_memory(tree, "memory/" + names[0]);
+}
+
+void put_posterior(Tree& tree, const std::string& group, const posterior::DiagonalGaussian& q) {
+  tree.put_list(group + "/mean", q.mean());
+  tree.put_list(group + "/variance", q.variance());
+  tree.put_attr(group + "@source", q.source());
+}
+
+posterior::DiagonalGaussian get_posterior(const Tree& tree, const std::string& group) {
+  auto mean = tree.list(group + "/mean");
+  auto variance = tree.list(group + "/variance");
+  if (mean.empty()) throw FileError(tree.source(), "missing dataset '" + group + "/mean/0'");
+  try {
+    return {std::move(mean), std::move(variance), tree.text(group + "@source")};
+  } catch (const UsageError& e) {
+    throw FileError(tree.source(), "posterior '" + group + "': " + e.what());
+  }
+}
+
+posterior::DiagonalGaussian read_posterior(const std::string& checkpoint_path) {
+  return get_posterior(read(checkpoint_path), "posterior");
+}
+
+}  // namespace kprior::checkpoint
