@@ -7,6 +7,7 @@ find_package(Threads REQUIRED)
 # own translation units, our parallel loops silently run on one thread.
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(ZLIB REQUIRED)
+find_package(PNG REQUIRED)  # image grids (kprior::image)
 # HDF5: COMPONENTS C CXX and both targets, or linking fails (see ENVIRONMENT.md).
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
 find_package(fmt REQUIRED)

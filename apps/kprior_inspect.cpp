@@ -1,0 +1,144 @@
+// kprior-inspect: what a checkpoint holds — the run, posterior statistics, the memory of each
+// task and class, the metrics so far — as text or JSON, and the remembered images as a PNG.
+#include <fmt/core.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "app_main.h"
+#include "kprior/checkpoint/file.h"
+#include "kprior/checkpoint/objects.h"
+#include "kprior/checkpoint/summary.h"
+#include "kprior/image/grid.h"
+#include "kprior/image/png.h"
+
+namespace {
+
+using nlohmann::json;
+using kprior::checkpoint::Stats;
+
+json stats_json(const Stats& s) {
+  return {{"count", s.count}, {"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean}};
+}
+
+json nan_to_null(const std::vector<double>& row) {
+  json out = json::array();
+  for (double v : row) out.push_back(std::isnan(v) ? json() : json(v));
+  return out;
+}
+
+json summary_json(const kprior::checkpoint::Summary& s) {
+  json out = {{"file", s.file}, {"producer", s.producer}, {"format_version", s.format_version},
+              {"content", s.content}, {"parameters", s.parameters}};
+  if (s.content == "run") {
+    out["run"] = {{"benchmark", s.benchmark}, {"seed", s.seed}, {"num_tasks", s.num_tasks},
+                  {"tasks_completed", s.tasks_completed}, {"config", json::parse(s.config_json)}};
+    json acc = json::array();
+    for (const auto& row : s.accuracy) acc.push_back(nan_to_null(row));
+    json times = json::array();
+    for (const auto& t : s.timings) times.push_back({{"train_seconds", t[0]}, {"boundary_seconds", t[1]}, {"peak_mib", t[2]}});
+    out["metrics"] = {{"task_incremental_accuracy", acc}, {"average_accuracy", s.average_accuracy}, {"per_task", times}};
+  }
+  if (s.has_posterior) {
+    out["posterior"] = {{"source", s.posterior_source}, {"variance", stats_json(s.posterior_variance)},
+                        {"abs_mean", stats_json(s.posterior_mean_abs)}};
+  }
+  json mem = json::array();
+  for (const auto& m : s.memories) {
+    json per_class = json::object();
+    for (size_t i = 0; i < m.classes.size(); ++i) per_class[std::to_string(m.classes[i])] = m.per_class[i];
+    mem.push_back({{"task", m.task}, {"size", m.size}, {"per_class", per_class}, {"scores", stats_json(m.scores)}});
+  }
+  out["memory"] = mem;
+  return out;
+}
+
+void print_summary(const kprior::checkpoint::Summary& s) {
+  fmt::print("{}: kprior checkpoint v{} ({})\n", s.file, s.format_version, s.producer);
+  if (s.content == "run") {
+    const auto cfg = json::parse(s.config_json);
+    fmt::print("run: {}, method {}, optimizer {}, seed {}; {} of {} tasks learned\n", s.benchmark,
+               cfg.value("method", "?"), cfg.value("optimizer", "?"), s.seed, s.tasks_completed, s.num_tasks);
+  }
+  fmt::print("model: {} parameters in {} tensors\n", s.parameters, s.parameter_tensors);
+  if (s.has_posterior) {
+    fmt::print("posterior ({}): variance min {:.3g} median {:.3g} max {:.3g}; |mean| median {:.3g} max {:.3g}\n",
+               s.posterior_source, s.posterior_variance.min, s.posterior_variance.median,
+               s.posterior_variance.max, s.posterior_mean_abs.median, s.posterior_mean_abs.max);
+  }
+  for (const auto& m : s.memories) {
+    std::string classes;
+    for (size_t i = 0; i < m.classes.size(); ++i) {
+      classes += fmt::format("{}class {}: {}", i ? ", " : "", m.classes[i], m.per_class[i]);
+    }
+    fmt::print("memory of task {}: {} examples ({}); scores {:.3g}..{:.3g}\n", m.task, m.size, classes,
+               m.scores.min, m.scores.max);
+  }
+  for (int64_t i = 0; i < s.tasks_completed && i < static_cast<int64_t>(s.accuracy.size()); ++i) {
+    std::string row;
+    for (int64_t j = 0; j <= i; ++j) row += fmt::format(" {:.1f}", 100 * s.accuracy[static_cast<size_t>(i)][static_cast<size_t>(j)]);
+    const auto& t = s.timings.size() > static_cast<size_t>(i) ? s.timings[static_cast<size_t>(i)] : std::array<double, 3>{};
+    fmt::print("after task {}: accuracy (%){}  | train {:.1f} s, boundary {:.2f} s, peak {:.0f} MiB\n", i + 1, row,
+               t[0], t[1], t[2]);
+  }
+  if (s.tasks_completed > 0 && !s.accuracy.empty()) fmt::print("average accuracy {:.2f}%\n", 100 * s.average_accuracy);
+}
+
+// Remembered inputs as images: [M, C, H, W] as they are, flat square inputs as H = W.
+torch::Tensor as_images(const torch::Tensor& inputs) {
+  if (inputs.dim() == 4 || inputs.dim() == 3) return inputs;
+  if (inputs.dim() == 2) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(inputs.size(1)))));
+    if (side * side == inputs.size(1)) return inputs.view({inputs.size(0), side, side});
+  }
+  throw kprior::UsageError("--export-memory: the remembered inputs are not images (shape " +
+                           c10::str(inputs.sizes()) + ")");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"Show what a kprior checkpoint holds: the run, posterior statistics, the memory\n"
+               "per task and class, accuracy and timings so far. --export-memory writes the\n"
+               "remembered images of a task as a labelled PNG grid (label: class and score).",
+               "kprior-inspect"};
+  std::string file, png;
+  bool as_json = false;
+  int64_t task = -1, columns = 10, scale = 2;
+  cli.add_option("FILE", file, "checkpoint (.h5) written by kprior-run or the library")->required();
+  cli.add_flag("--json", as_json, "print the summary as JSON");
+  auto* o_task = cli.add_option("--export-memory", task, "task whose memory to draw (needs --png)");
+  auto* o_png = cli.add_option("--png", png, "PNG file for --export-memory");
+  cli.add_option("--columns", columns, "images per row of the grid")->capture_default_str();
+  cli.add_option("--scale", scale, "pixel magnification of the grid")->capture_default_str();
+  o_task->needs(o_png);
+  o_png->needs(o_task);
+
+  return kprior::app::run_guarded(cli, argc, argv, [&] {
+    using namespace kprior;
+    const auto tree = checkpoint::read(file);
+    if (o_task->count() > 0) {
+      const auto memories = checkpoint::get_memories(tree);
+      if (task < 0 || task >= static_cast<int64_t>(memories.size())) {
+        throw UsageError("--export-memory: the checkpoint has memories of tasks 0.." +
+                         std::to_string(static_cast<int64_t>(memories.size()) - 1) + ", not " + std::to_string(task));
+      }
+      const auto& m = memories[static_cast<size_t>(task)];
+      std::vector<std::string> labels;
+      for (int64_t i = 0; i < m.size(); ++i) {
+        labels.push_back(fmt::format("{} {:.2f}", m.labels[i].item<int64_t>(), m.scores[i].item<double>()));
+      }
+      image::write_png(png, image::labelled_grid(as_images(m.inputs), labels, {columns, scale}));
+      fmt::print("wrote {} remembered images of task {} to {}\n", m.size(), task, png);
+      return 0;
+    }
+    const auto summary = checkpoint::summarize(tree);
+    if (as_json) {
+      fmt::print("{}\n", summary_json(summary).dump(2));
+    } else {
+      print_summary(summary);
+    }
+    return 0;
+  });
+}
