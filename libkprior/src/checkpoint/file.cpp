@@ -2,11 +2,15 @@
 
 #include <H5Cpp.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -166,10 +170,12 @@ void write_attribute(H5::H5File& f, const std::string& path, const Attribute& va
   }
 }
 
+// Walks the file; with `tree` null it only parses and reads (the validation pass in a child
+// process, which must not touch LibTorch's thread pools).
 struct Reader {
   std::string path;
   uint64_t budget;  // bytes any dataset may claim: the file's size (no compression is used)
-  Tree tree;
+  Tree* tree;
   size_t objects = 0;
 
   void read_attributes(H5::Group& g, const std::string& group) {
@@ -182,17 +188,17 @@ struct Reader {
       if (cls == H5T_INTEGER) {
         int64_t v = 0;
         a.read(H5::PredType::NATIVE_INT64, &v);
-        tree.put_attr(name, v);
+        if (tree) tree->put_attr(name, v);
       } else if (cls == H5T_FLOAT) {
         double v = 0;
         a.read(H5::PredType::NATIVE_DOUBLE, &v);
-        tree.put_attr(name, v);
+        if (tree) tree->put_attr(name, v);
       } else if (cls == H5T_STRING) {
         const auto type = a.getStrType();
         if (!type.isVariableStr()) throw FileError(path, "attribute '" + name + "' is not a variable-length string");
         std::string v;
         a.read(type, v);
-        tree.put_attr(name, v);
+        if (tree) tree->put_attr(name, v);
       } else {
         throw FileError(path, "attribute '" + name + "' has an unsupported type");
       }
@@ -216,9 +222,11 @@ struct Reader {
       sizes.push_back(static_cast<int64_t>(d));
     }
     if (numel * elem > budget) throw FileError(path, "dataset '" + object + "' claims more data than the file holds");
-    auto t = torch::empty(sizes, torch::TensorOptions().dtype(type));
-    if (numel > 0) ds.read(t.data_ptr(), h5_type(type));
-    tree.put(object, t);
+    std::vector<uint8_t> buffer(static_cast<size_t>(numel * elem));
+    if (numel > 0) ds.read(buffer.data(), h5_type(type));
+    if (tree) {
+      tree->put(object, torch::from_blob(buffer.data(), sizes, torch::TensorOptions().dtype(type)));
+    }
   }
 
   void visit(H5::Group& g, const std::string& group, int depth) {
@@ -241,6 +249,78 @@ struct Reader {
     }
   }
 };
+
+// HDF5 1.10 can crash on crafted input that passes the checksum (a forged file: the checksum
+// guards against accidents, not against intent). So the file is parsed once in a forked child
+// first: a crash or a hang there becomes an error here, never a crash of the caller. The child
+// only runs HDF5 and plain allocations (no LibTorch), then _exits.
+void parse_in_child(const std::string& path, uint64_t budget) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw FileError(path, "cannot create a pipe to validate the file");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw FileError(path, "cannot fork to validate the file");
+  }
+  if (pid == 0) {
+    // Die by the signal if HDF5 crashes: no inherited handler (a test framework's, say) may
+    // run in this copy of the caller.
+    for (const int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) ::signal(sig, SIG_DFL);
+    ::close(fds[0]);
+    std::string error;
+    try {
+      H5::H5File f(path, H5F_ACC_RDONLY);
+      auto root = f.openGroup("/");
+      Reader r{path, budget, nullptr};
+      r.visit(root, "", 0);
+    } catch (const H5::Exception& e) {
+      error = "unreadable HDF5 content: " + e.getDetailMsg();
+    } catch (const FileError& e) {
+      error = e.what();
+      const auto prefix = path + ": ";
+      if (error.compare(0, prefix.size(), prefix) == 0) error = error.substr(prefix.size());
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    if (!error.empty()) {
+      const auto n = ::write(fds[1], error.data(), error.size());
+      (void)n;
+    }
+    ::_exit(error.empty() ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string message;
+  char buf[512];
+  bool hung = false;
+  // Parsing runs at well over 50 MB/s; allow 10 s plus that rate before calling it a hang.
+  const int timeout_ms = static_cast<int>(std::min<uint64_t>(10000 + budget / 50000, 600000));
+  for (;;) {
+    pollfd p{fds[0], POLLIN, 0};
+    const int ready = ::poll(&p, 1, timeout_ms);
+    if (ready == 0) {
+      hung = true;
+      break;
+    }
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    const auto n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    message.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  if (hung) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (hung) throw FileError(path, "corrupted HDF5 content (parsing did not finish)");
+  if (WIFSIGNALED(status)) throw FileError(path, "corrupted HDF5 content (the HDF5 library failed on it)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw FileError(path, message.empty() ? "corrupted HDF5 content" : message);
+  }
+}
 
 void fsync_path(const std::string& p, int flags) {
   const int fd = ::open(p.c_str(), flags);
@@ -302,7 +382,9 @@ void write(const Tree& content, const std::string& path) {
 Tree read(const std::string& path) {
   H5::Exception::dontPrint();
   const auto body = verify_envelope(path);
-  Reader r{path, body, Tree(path)};
+  parse_in_child(path, body);
+  Tree tree(path);
+  Reader r{path, body, &tree};
   try {
     H5::H5File f(path, H5F_ACC_RDONLY);
     auto root = f.openGroup("/");
@@ -310,14 +392,14 @@ Tree read(const std::string& path) {
   } catch (const H5::Exception& e) {
     throw FileError(path, "unreadable HDF5 content: " + e.getDetailMsg());
   }
-  if (!r.tree.has_attr("@format") || r.tree.text("@format") != kFormatName) {
+  if (!tree.has_attr("@format") || tree.text("@format") != kFormatName) {
     throw FileError(path, "not a kprior checkpoint (root attribute 'format' is not '" + std::string(kFormatName) + "')");
   }
-  if (r.tree.integer("@format_version") > kFormatVersion) {
-    throw FileError(path, "checkpoint format version " + std::to_string(r.tree.integer("@format_version")) +
+  if (tree.integer("@format_version") > kFormatVersion) {
+    throw FileError(path, "checkpoint format version " + std::to_string(tree.integer("@format_version")) +
                               " is newer than this kprior reads; upgrade kprior");
   }
-  return std::move(r.tree);
+  return tree;
 }
 
 }  // namespace kprior::checkpoint

@@ -1,0 +1,16 @@
+// Test helper for the kill test (test_checkpoint.cpp): writes checkpoints to argv[1] in an
+// endless loop, generation g holding a large tensor filled with g, until it is killed.
+#include <torch/torch.h>
+
+#include "kprior/checkpoint/file.h"
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  for (int64_t g = 0;; ++g) {
+    kprior::checkpoint::Tree tree;
+    tree.put_attr("@content", std::string("kill-test"));
+    tree.put_attr("gen@value", g);
+    tree.put("payload/values", torch::full({1 << 21}, static_cast<double>(g), torch::kFloat32));
+    kprior::checkpoint::write(tree, argv[1]);
+  }
+}
