@@ -1,0 +1,55 @@
+#!/bin/sh
+# Checkpoints from the command line: kprior-run stopped after a task and resumed ends exactly
+# where an uninterrupted run ends (same NLL/ECE to the last digit, same accuracy matrix);
+# kprior-inspect summarises, exports a PNG grid, and fails with exit 1 and one line naming the
+# file for a missing, corrupted or foreign file.
+# Usage: checkpoint_cli_test.sh BIN_DIR DATA_DIR SCRATCH_DIR
+set -u
+run=$1/kprior-run
+inspect=$1/kprior-inspect
+data=$2
+scratch=$3
+fail=0
+expect() {  # expect CODE PATTERN -- command...
+  code=$1; pattern=$2; shift 3
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -ne "$code" ]; then echo "FAIL: '$*' exited $rc, expected $code: $out"; fail=1; fi
+  if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: '$*' output lacks '$pattern': $out"; fail=1; fi
+}
+rm -rf "$scratch" && mkdir -p "$scratch"
+common="--data-dir $data --epochs 1 --threads 1 --optimizer ivon --method fromp,ewc"
+# shellcheck disable=SC2086
+expect 0 "average accuracy" -- "$run" $common --out "$scratch/whole"
+# shellcheck disable=SC2086
+expect 0 "stopped after task 2 of 5; continue with: kprior-run --resume" -- "$run" $common --out "$scratch/parts" --stop-after-task 2
+[ -e "$scratch/parts/results.json" ] && { echo "FAIL: an interrupted run wrote results.json"; fail=1; }
+expect 2 "cannot be changed" -- "$run" --resume "$scratch/parts" --epochs 3
+expect 0 "resuming after task 2 of 5" -- "$run" --resume "$scratch/parts" --threads 1
+for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
+  a=$(grep "$key" "$scratch/whole/results.json"); b=$(grep "$key" "$scratch/parts/results.json")
+  [ "$a" = "$b" ] || { echo "FAIL: resumed $key differs: $a vs $b"; fail=1; }
+done
+cmp -s "$scratch/whole/accuracy_matrix.csv" "$scratch/parts/accuracy_matrix.csv" || { echo "FAIL: resumed accuracy matrix differs"; fail=1; }
+expect 1 "no checkpoint.h5" -- "$run" --resume "$scratch/nothing-here"
+
+ckpt=$scratch/whole/checkpoint.h5
+expect 0 "5 of 5 tasks learned" -- "$inspect" "$ckpt"
+expect 0 "memory of task 4: 40 examples (class 8: 20, class 9: 20)" -- "$inspect" "$ckpt"
+expect 0 '"tasks_completed": 5' -- "$inspect" "$ckpt" --json
+expect 0 "wrote 40 remembered images of task 1" -- "$inspect" "$ckpt" --export-memory 1 --png "$scratch/task1.png"
+[ "$(head -c 4 "$scratch/task1.png" | od -An -c | tr -d ' ')" = "211PNG" ] || { echo "FAIL: task1.png is not a PNG"; fail=1; }
+expect 2 "memories of tasks 0..4, not 7" -- "$inspect" "$ckpt" --export-memory 7 --png "$scratch/x.png"
+expect 2 "requires --png" -- "$inspect" "$ckpt" --export-memory 1
+expect 1 "missing.h5: no such checkpoint file" -- "$inspect" "$scratch/missing.h5"
+printf 'not a checkpoint\n' > "$scratch/foreign.h5"
+expect 1 "foreign.h5: not a kprior checkpoint" -- "$inspect" "$scratch/foreign.h5"
+head -c 100000 "$ckpt" > "$scratch/truncated.h5"
+expect 1 "truncated.h5: truncated" -- "$inspect" "$scratch/truncated.h5"
+cp "$ckpt" "$scratch/corrupted.h5"
+printf 'XXXX' | dd of="$scratch/corrupted.h5" bs=1 seek=5000 conv=notrunc 2>/dev/null
+expect 1 "corrupted.h5: corrupted checkpoint (checksum mismatch)" -- "$inspect" "$scratch/corrupted.h5"
+# One line on stderr: nothing from the HDF5 library's own error stack.
+lines=$("$inspect" "$scratch/corrupted.h5" 2>&1 | wc -l)
+[ "$lines" -eq 1 ] || { echo "FAIL: expected one line of error, got $lines"; fail=1; }
+[ $fail -eq 0 ] && echo "checkpoint CLI: all checks passed"
+exit $fail
