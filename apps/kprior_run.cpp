@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
                "write results.json and accuracy_matrix.csv to --out. Defaults are the\n"
                "published settings of the benchmark (FROMP, NeurIPS 2020).",
                "kprior-run"};
-  std::string tasks = "split-mnist", method = "fromp", optimizer = "adam", select = "lambda";
+  std::string tasks = "split-mnist", method = "fromp", optimizer = "adam", select = "auto";
   std::string data_dir = "data", out_dir = "out/kprior-run", hidden, device_name = "cpu";
   int64_t epochs = 0, batch_size = 0, memory = -1, seeds = 1;
   double lr = 0, tau = 0, clip = -1, ewc_lambda = 1.0, kprior_delta = 0.1, replay_weight = 1.0;
@@ -197,7 +197,9 @@ int main(int argc, char** argv) {
   auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published)");
   cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published)");
   auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published)");
-  cli.add_option("--select", select, "memory selection: lambda (Tr Λ), mpe, random")->capture_default_str();
+  cli.add_option("--select", select,
+                 "memory selection: lambda (Tr Λ), mpe, random; auto = random for replay alone\n"
+                 "(true labels of the most ambiguous examples warp the boundary), else lambda")->capture_default_str();
   auto* o_tau = cli.add_option("--tau", tau, "FROMP τ, the function term's weight against the mean loss\n(default: published; with ivon published × 2e-4)");
   double jitter = 0, prior_precision = 0;
   auto* o_prior = cli.add_option("--prior-precision", prior_precision,
@@ -212,7 +214,7 @@ int main(int argc, char** argv) {
   cli.add_option("--ivon-wd", ivon_wd, "IVON's weight decay δ (prior precision per example)")->capture_default_str();
   cli.add_option("--fisher", fisher, "EWC Fisher: ggn, empirical, true")->capture_default_str();
   cli.add_option("--ewc-lambda", ewc_lambda, "EWC λ (1 = Laplace weighting)")->capture_default_str();
-  cli.add_option("--kprior-delta", kprior_delta, "K-prior weight-term δ")->capture_default_str();
+  cli.add_option("--kprior-delta", kprior_delta, "δ of the weight term of K-prior and of ewc+fr+replay")->capture_default_str();
   cli.add_option("--replay-weight", replay_weight, "weight of the replay loss")->capture_default_str();
   cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")->capture_default_str();
   cli.add_option("--seeds", seeds, "number of seeds to run (seed, seed+1, ...); mean ± std reported")->capture_default_str();
@@ -284,6 +286,7 @@ int main(int argc, char** argv) {
                                      : fisher == "true" ? linearize::Curvature::TrueFisher
                                      : throw UsageError("--fisher must be ggn, empirical or true"));
     ms.kprior.delta(kprior_delta);
+    ms.combined.delta(kprior_delta);
     ms.replay.weight(replay_weight);
     auto options = train::LearnerOptions()
                        .optimizer(kind)
@@ -294,7 +297,8 @@ int main(int argc, char** argv) {
                        // shrink its Hessian estimate (ĥ uses ĝ), so IVON runs unclipped.
                        .grad_clip(given(o_clip) ? clip : (kind == train::OptimizerKind::Adam ? pub.grad_clip : 0))
                        .memory_per_task(given(o_memory) ? memory : pub.memory_per_task)
-                       .selection(memory::parse_selection(select))
+                       // Measured on split-Fashion (seed 0): replay 87.1% with Tr Λ memory, 97.9% random.
+                       .selection(memory::parse_selection(select == "auto" ? (method == "replay" ? "random" : "lambda") : select))
                        .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision)
                        .hess_init(hess_init)
                        .weight_decay(ivon_wd);
@@ -343,7 +347,9 @@ int main(int argc, char** argv) {
       train::Callbacks cb;
       cb.on_epoch_end = [&](const train::Progress& p) { print_progress(p, seq.size(), tty); };
       const bool joint = method == "joint";
-      train::ContinualLearner learner(model, regularize::make_regularizers(joint ? "finetune" : method, ms),
+      auto seed_ms = ms;
+      seed_ms.combined.seed(run_seed);
+      train::ContinualLearner learner(model, regularize::make_regularizers(joint ? "finetune" : method, seed_ms),
                                       train::LearnerOptions(options).seed(run_seed), cb);
       const auto on_row = [](int64_t t, const std::vector<double>& accs) {
         double mean = 0;

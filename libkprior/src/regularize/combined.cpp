@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "kprior/checkpoint/objects.h"
+#include "kprior/core/random.h"
 #include "kprior/regularize/ewc.h"
 #include "kprior/regularize/kprior.h"
 
@@ -11,12 +13,13 @@ torch::Tensor Combined::penalty(nn::TapedModule& model, int64_t task_size) {
   if (anchor_.empty()) return {};
   torch::Tensor total = 0.5 * options_.weight_lambda() *
                         weighted_distance(model.parameters(), anchor_, fisher_);
-  for (const auto& m : memories_) {
-    const auto logits = memory_head_logits(model, m);
-    if (options_.function()) total = total + soft_cross_entropy_sum(logits, m.old_probs);
-    if (options_.replay()) {
-      const auto local = memory::local_labels(m);
-      const auto y = torch::one_hot(local, static_cast<int64_t>(m.classes.size())).to(logits.dtype());
+  if (options_.function()) {
+    for (const auto& m : memories_) total = total + soft_cross_entropy_sum(memory_head_logits(model, m), m.old_probs);
+  }
+  if (options_.replay()) {
+    for (const auto& m : replay_memories_) {
+      const auto logits = memory_head_logits(model, m);
+      const auto y = torch::one_hot(memory::local_labels(m), static_cast<int64_t>(m.classes.size())).to(logits.dtype());
       total = total + ((m.old_probs - y).detach() * logits).sum();
     }
   }
@@ -34,16 +37,23 @@ void Combined::end_task(const Boundary& b) {
   for (size_t i = 0; i < f.size(); ++i) f[i] = (f[i] - f_mem[i]).clamp_min(0);
   if (fisher_.empty()) {
     fisher_ = std::move(f);
+    for (auto& x : fisher_) x.add_(options_.delta());  // the prior, counted once
   } else {
     for (size_t i = 0; i < f.size(); ++i) fisher_[i] += f[i];
   }
   anchor_ = snapshot(b.model);
   memories_ = b.memories;
+  replay_memories_.push_back(memory::select_memory(b.model, b.task, mine.size(), memory::Selection::Random,
+                                                   mix_seed(options_.seed(), 5000 + static_cast<uint64_t>(b.task.id))));
+  memory::refresh_soft_targets(b.model, replay_memories_);
 }
 
 void Combined::save_state(checkpoint::Tree& tree, const std::string& group) const {
   tree.put_list(group + "/fisher", fisher_);
   tree.put_list(group + "/anchor", anchor_);
+  for (size_t s = 0; s < replay_memories_.size(); ++s) {
+    checkpoint::put_memory(tree, group + "/replay_memory/task_" + std::to_string(s), replay_memories_[s]);
+  }
 }
 
 void Combined::load_state(const checkpoint::Tree& tree, const std::string& group,
@@ -51,6 +61,10 @@ void Combined::load_state(const checkpoint::Tree& tree, const std::string& group
   memories_ = memories;
   fisher_ = tree.list(group + "/fisher");
   anchor_ = tree.list(group + "/anchor");
+  replay_memories_.clear();
+  for (size_t s = 0; s < memories.size(); ++s) {
+    replay_memories_.push_back(checkpoint::get_memory(tree, group + "/replay_memory/task_" + std::to_string(s)));
+  }
 }
 
 }  // namespace kprior::regularize
