@@ -13,28 +13,35 @@ torch::Tensor Combined::penalty(nn::TapedModule& model, int64_t task_size) {
   if (anchor_.empty()) return {};
   torch::Tensor total = 0.5 * options_.weight_lambda() *
                         weighted_distance(model.parameters(), anchor_, fisher_);
-  if (options_.function()) {
-    for (const auto& m : memories_) total = total + soft_cross_entropy_sum(memory_head_logits(model, m), m.old_probs);
-  }
-  if (options_.replay()) {
-    for (const auto& m : replay_memories_) {
-      const auto logits = memory_head_logits(model, m);
+  for (const auto& m : replay_memories_) {
+    const auto logits = memory_head_logits(model, m);
+    // On M2 the function and error terms add up to replay: gradient J(p − p_old) + J(p_old − y).
+    // The error term alone is linear in f and unbounded below, so it never goes without the other.
+    if (options_.function()) total = total + soft_cross_entropy_sum(logits, m.old_probs);
+    if (options_.replay()) {
       const auto y = torch::one_hot(memory::local_labels(m), static_cast<int64_t>(m.classes.size())).to(logits.dtype());
       total = total + ((m.old_probs - y).detach() * logits).sum();
     }
+  }
+  if (options_.function()) {
+    for (const auto& m : memories_) total = total + soft_cross_entropy_sum(memory_head_logits(model, m), m.old_probs);
   }
   return total / static_cast<double>(task_size);
 }
 
 void Combined::end_task(const Boundary& b) {
-  // Curvature of the task's data minus the share of its remembered examples (sums add up).
-  auto f = task_curvature(b.model, b.task, options_.fisher());
   const auto& mine = b.memories.back();
-  const auto f_mem = linearize::curvature_diagonal(
-      b.model, mine.inputs,
-      memory::local_labels(mine),
-      mine.classes, options_.fisher());
-  for (size_t i = 0; i < f.size(); ++i) f[i] = (f[i] - f_mem[i]).clamp_min(0);
+  auto m2 = memory::select_memory(b.model, b.task, mine.size(), memory::Selection::Random,
+                                  mix_seed(options_.seed(), 5000 + static_cast<uint64_t>(b.task.id)));
+  // Curvature of the task's data minus the share of both memories (sums add up; an example
+  // in both is subtracted twice, hence the clamp).
+  auto f = task_curvature(b.model, b.task, options_.fisher());
+  for (const memory::TaskMemory* m : {&mine, static_cast<const memory::TaskMemory*>(&m2)}) {
+    const auto f_mem = linearize::curvature_diagonal(b.model, m->inputs, memory::local_labels(*m), m->classes,
+                                                     options_.fisher());
+    for (size_t i = 0; i < f.size(); ++i) f[i] = f[i] - f_mem[i];
+  }
+  for (auto& x : f) x.clamp_min_(0);
   if (fisher_.empty()) {
     fisher_ = std::move(f);
     for (auto& x : fisher_) x.add_(options_.delta());  // the prior, counted once
@@ -43,8 +50,7 @@ void Combined::end_task(const Boundary& b) {
   }
   anchor_ = snapshot(b.model);
   memories_ = b.memories;
-  replay_memories_.push_back(memory::select_memory(b.model, b.task, mine.size(), memory::Selection::Random,
-                                                   mix_seed(options_.seed(), 5000 + static_cast<uint64_t>(b.task.id))));
+  replay_memories_.push_back(std::move(m2));
   memory::refresh_soft_targets(b.model, replay_memories_);
 }
 
