@@ -63,6 +63,13 @@ void ContinualLearner::save_state(checkpoint::Tree& tree) const {
     tree.put_list("optimizer/hess", ivon->hessian());    // readable copies
     tree.put_list("optimizer/momentum", ivon->momentum());
     tree.put_attr("optimizer@step_count", ivon->step_count());
+    const auto& o = static_cast<const optim::IVONOptions&>(ivon->param_groups().front().options());
+    tree.put_attr("optimizer@lr", o.lr());  // the options, readable (the archive has them all)
+    tree.put_attr("optimizer@ess", o.ess());
+    tree.put_attr("optimizer@hess_init", o.hess_init());
+    tree.put_attr("optimizer@beta1", o.beta1());
+    tree.put_attr("optimizer@beta2", o.beta2());
+    tree.put_attr("optimizer@weight_decay", o.weight_decay());
   }
   if (dynamic_cast<optim::IVON*>(optimizer_.get()) != nullptr || !laplace_variances_.empty()) {
     checkpoint::put_posterior(tree, "posterior", posterior());
