@@ -116,12 +116,16 @@ bool overridable(const std::string& name) {
   return name == "--threads" || name == "--data-dir" || name == "--stop-after-task" || name == "--resume";
 }
 
-// The options given on the command line, as a JSON array of [name, values...] (for resuming).
+// The options given on the command line, as a JSON array of [name, values...] (for resuming;
+// --threads and --data-dir are kept but may be given again).
 std::string given_options(const CLI::App& cli) {
   json out = json::array();
   for (const auto* o : cli.get_options()) {
     const auto name = o->get_name();
-    if (o->count() == 0 || overridable(name) || name == "--config" || name.rfind("--", 0) != 0) continue;
+    if (o->count() == 0 || name == "--resume" || name == "--stop-after-task" || name == "--config" ||
+        name.rfind("--", 0) != 0) {
+      continue;
+    }
     json entry = json::array({name});
     for (const auto& v : o->results()) entry.push_back(v);
     out.push_back(entry);
@@ -153,7 +157,17 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
   } catch (const json::exception&) {
     throw kprior::FileError(path, "attribute 'config@arguments' is not valid JSON");
   }
+  const auto given_now = [&](const std::string& name) {
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == name || args[i].rfind(name + "=", 0) == 0) return true;
+    }
+    return false;
+  };
   for (const auto& entry : saved) {
+    if (!entry.is_array() || entry.empty() || !entry[0].is_string()) {
+      throw kprior::FileError(path, "attribute 'config@arguments' is not a list of options");
+    }
+    if (given_now(entry[0].get<std::string>())) continue;  // an overridable option given again
     for (const auto& v : entry) out.push_back(v.get<std::string>());
   }
   for (size_t i = 1; i < args.size(); ++i) {

@@ -6,13 +6,7 @@ set -u
 bin=$1/kprior-run
 data=$2
 scratch=$3
-fail=0
-expect() {  # expect CODE PATTERN -- command...
-  code=$1; pattern=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" -ne "$code" ]; then echo "FAIL: '$*' exited $rc, expected $code: $out"; fail=1; fi
-  if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: '$*' output lacks '$pattern': $out"; fail=1; fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 expect 0 "Run a continual-learning experiment" -- "$bin" --help
 expect 2 "no published settings for 'nope'" -- "$bin" --tasks nope --data-dir "$data"
 expect 2 "optimizer must be ivon, adam or sgd" -- "$bin" --optimizer rmsprop --data-dir "$data"

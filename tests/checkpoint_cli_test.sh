@@ -9,13 +9,7 @@ run=$1/kprior-run
 inspect=$1/kprior-inspect
 data=$2
 scratch=$3
-fail=0
-expect() {  # expect CODE PATTERN -- command...
-  code=$1; pattern=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" -ne "$code" ]; then echo "FAIL: '$*' exited $rc, expected $code: $out"; fail=1; fi
-  if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: '$*' output lacks '$pattern': $out"; fail=1; fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 rm -rf "$scratch" && mkdir -p "$scratch"
 common="--data-dir $data --epochs 1 --threads 1 --optimizer ivon --method fromp,ewc"
 # shellcheck disable=SC2086
