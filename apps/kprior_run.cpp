@@ -229,6 +229,8 @@ int main(int argc, char** argv) {
   auto* o_hess = cli.add_option("--hess-init", hess_init,
                                 "IVON's initial Hessian h0 (sets the first posterior's spread,\n"
                                 "σ² = 1/(N (h0 + δ)); default 100 with fromp, else 1)");
+  double ivon_beta2 = 0.99999;
+  cli.add_option("--ivon-beta2", ivon_beta2, "IVON's β2 (momentum of its Hessian estimate)")->capture_default_str();
   cli.add_option("--ivon-wd", ivon_wd, "IVON's weight decay δ (prior precision per example)")->capture_default_str();
   cli.add_option("--fisher", fisher, "EWC Fisher: ggn, empirical, true")->capture_default_str();
   cli.add_option("--ewc-lambda", ewc_lambda, "EWC λ (1 = Laplace weighting)")->capture_default_str();
@@ -319,7 +321,8 @@ int main(int argc, char** argv) {
                        .selection(memory::parse_selection(select == "auto" ? (method == "replay" ? "random" : "lambda") : select))
                        .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision)
                        .hess_init(given(o_hess) ? hess_init : (method.find("fromp") != std::string::npos ? 100.0 : 1.0))
-                       .weight_decay(ivon_wd);
+                       .weight_decay(ivon_wd)
+                       .hess_beta(ivon_beta2);
     options.validate();
     if (method != "joint") {
       // Validate names and memory needs before loading any data.
@@ -352,7 +355,7 @@ int main(int argc, char** argv) {
                          {"tau", ms.fromp.tau()}, {"jitter", ms.fromp.jitter()},
                          {"grad_clip", options.grad_clip()}, {"prior_precision", options.laplace_prior()},
                          {"fisher", fisher}, {"ewc_lambda", ewc_lambda}, {"kprior_delta", kprior_delta},
-                         {"replay_weight", replay_weight}, {"hess_init", options.hess_init()}, {"ivon_weight_decay", ivon_wd},
+                         {"replay_weight", replay_weight}, {"hess_init", options.hess_init()}, {"ivon_weight_decay", ivon_wd}, {"ivon_beta2", ivon_beta2},
                          {"seed", seed}, {"seeds", seeds},
                          {"device", device_name}, {"threads", n_threads}, {"data_dir", data_dir}};
     json runs = json::array();

@@ -316,3 +316,12 @@ TEST_CASE("the Laplace posterior at a boundary accumulates every task's GGN", "[
   CHECK(head_bias[0].item<double>() < 1.0 / delta);
   CHECK(head_bias[2].item<double>() < 1.0 / delta);
 }
+
+TEST_CASE("a diverging run stops with a clear error instead of finishing with NaNs", "[train]") {
+  const auto seq = data::make_split_sequence("blobs", blobs(40, 3), blobs(20, 4), {{0, 1}, {2, 3}}, 4);
+  torch::manual_seed(0);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 8, 4});
+  train::ContinualLearner learner(model, regularize::make_regularizers("finetune", {}),
+                                  train::LearnerOptions().optimizer(train::OptimizerKind::SGD).lr(1e30).epochs(3));
+  CHECK_THROWS_WITH(learner.observe(seq.tasks[0]), Catch::Matchers::Contains("training diverged on task 1"));
+}

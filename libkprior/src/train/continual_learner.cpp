@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "kprior/core/error.h"
@@ -65,6 +66,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(nn::TapedModule& model,
           model.parameters(), optim::IVONOptions(lr, 1.0)  // ess set per task
                                   .hess_init(o.hess_init())
                                   .weight_decay(o.weight_decay())
+                                  .beta2(o.hess_beta())
                                   .seed(o.seed()));
     case OptimizerKind::Adam:
       return std::make_unique<torch::optim::Adam>(model.parameters(), torch::optim::AdamOptions(lr));
@@ -145,8 +147,12 @@ double ContinualLearner::run_epochs(int64_t task_id, const data::Dataset& data,
     loader.set_epoch(e);
     double sum = 0;
     for (const auto& batch : loader) sum += train_step([&] { return loss_of(batch); });
-    if (callbacks_.on_epoch_end) {
-      callbacks_.on_epoch_end({task_id, e, options_.epochs(), sum / static_cast<double>(loader.num_batches())});
+    const double mean_loss = sum / static_cast<double>(loader.num_batches());
+    if (callbacks_.on_epoch_end) callbacks_.on_epoch_end({task_id, e, options_.epochs(), mean_loss});
+    if (!std::isfinite(mean_loss)) {
+      // Stop at once: a diverged model would only fail later with a less helpful message.
+      throw Error("training diverged on task " + std::to_string(task_id + 1) + ", epoch " + std::to_string(e + 1) +
+                  " (the loss is not finite); try a smaller learning rate or regularizer weight");
     }
   }
   model_->eval();

@@ -38,6 +38,8 @@ struct LearnerOptions {
   /// IVON: h0 and δ (METHODS.md §1); ess is each task's training-set size.
   TORCH_ARG(double, hess_init) = 1.0;
   TORCH_ARG(double, weight_decay) = 1e-4;
+  /// IVON's β2, the momentum of its Hessian estimate (the paper's 0.99999 suits long runs).
+  TORCH_ARG(double, hess_beta) = 0.99999;
   /// Global gradient-norm clip (FROMP's published runs clip); 0 disables.
   TORCH_ARG(double, grad_clip) = 0;
   /// Memory per task (examples) and how it is chosen.
