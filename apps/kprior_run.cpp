@@ -190,8 +190,9 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
 int main(int argc, char** argv) {
   CLI::App cli{"Run a continual-learning experiment: train on each task of a sequence in turn\n"
                "with the chosen method(s), evaluate all tasks seen so far after each, and\n"
-               "write results.json and accuracy_matrix.csv to --out. Defaults are the\n"
-               "published settings of the benchmark (FROMP, NeurIPS 2020).",
+               "write results.json and accuracy_matrix.csv to --out, with a checkpoint\n"
+               "(checkpoint.h5) after every task that --resume continues from. Defaults are\n"
+               "the published settings of the benchmark (FROMP, NeurIPS 2020).",
                "kprior-run"};
   std::string tasks = "split-mnist", method = "fromp", optimizer = "adam", select = "auto";
   std::string data_dir = "data", out_dir = "out/kprior-run", hidden, device_name = "cpu";
