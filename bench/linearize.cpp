@@ -14,6 +14,7 @@
 
 #include "kprior/core/threads.h"
 #include "kprior/linearize/linearize.h"
+#include "kprior/linearize/signals.h"
 #include "kprior/nn/lenet5.h"
 #include "kprior/nn/mlp.h"
 
@@ -59,6 +60,12 @@ void run(const std::string& name, kprior::nn::TapedModule& model, int64_t inputs
     kprior::linearize::curvature_diagonal(model, x, {}, cols, Curvature::GGN, 512);
   });
   const double mem_full = peak_mib();
+  // The part of the fast path that is the C backward passes to the layer outputs (no products).
+  const double signals = seconds([&] {
+    for (int64_t s = 0; s < inputs; s += 512) {
+      kprior::linearize::backprop_signals(model, x.slice(0, s, s + 512), kprior::linearize::unit_rows(cols));
+    }
+  });
   const auto xs = x.slice(0, 0, oracle_inputs);
   const auto params = model.parameters();
   const auto forward = [&](const torch::Tensor& in) { return model.forward(in); };
@@ -79,6 +86,7 @@ void run(const std::string& name, kprior::nn::TapedModule& model, int64_t inputs
   fmt::print("  {:<34} {:>9.3f}  {:>11.2f}x\n", "forward+backward (batches of 512)", fwd_bwd, 1.0);
   fmt::print("  {:<34} {:>9.3f}  {:>11.2f}x\n", "fast: logit variance diag(JΣJᵀ)", fast_var, fast_var / fwd_bwd);
   fmt::print("  {:<34} {:>9.3f}  {:>11.2f}x\n", "fast: GGN diagonal", fast_ggn, fast_ggn / fwd_bwd);
+  fmt::print("  {:<34} {:>9.3f}  {:>11.2f}x\n", "  of which C backward passes", signals, signals / fwd_bwd);
   fmt::print("  {:<34} {:>9.3f}  {:>11.2f}x   (timed on {} inputs, scaled)\n",
              "oracle: logit variance", oracle, oracle / fwd_bwd, oracle_inputs);
   fmt::print("  oracle / fast variance: {:.0f}x;  peak RSS after {} inputs {:.0f} MiB, after {} {:.0f} MiB\n",
