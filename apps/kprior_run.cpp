@@ -5,15 +5,16 @@
 #include <torch/version.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "app_main.h"
+#include "kprior/checkpoint/file.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
@@ -22,7 +23,6 @@
 #include "kprior/train/continual_learner.h"
 #include "kprior/train/published_settings.h"
 #include "kprior/train/run_checkpoint.h"
-#include "kprior/checkpoint/file.h"
 
 namespace {
 
@@ -260,15 +260,12 @@ int main(int argc, char** argv) {
     if (args[i] != "--resume" && args[i].rfind("--resume=", 0) != 0) continue;
     const auto dir = args[i] == "--resume" ? (i + 1 < args.size() ? args[i + 1] : std::string()) : args[i].substr(9);
     if (dir.empty()) break;  // CLI11 reports the missing value
-    try {
+    // The saved options must be known before parsing; errors map to exit codes as in the run.
+    const int rc = kprior::app::guarded("kprior-run", [&] {
       args = resumed_arguments(args, dir);
-    } catch (const kprior::UsageError& e) {
-      std::fprintf(stderr, "kprior-run: error: %s\n", e.what());
-      return 2;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "kprior-run: error: %s\n", e.what());
-      return 1;
-    }
+      return 0;
+    });
+    if (rc != 0) return rc;
     break;
   }
   std::vector<char*> arg_ptrs;

@@ -2,6 +2,7 @@
 // every kind of bad file, a loader that survives mutated files (randomised, bounded), a
 // previous checkpoint that survives a writer killed mid-write, and resuming a run that ends
 // bit for bit where the uninterrupted run ends.
+#include <H5Cpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
@@ -133,13 +134,16 @@ TEST_CASE("bad checkpoint files give one clear error naming the file", "[checkpo
   flipped[bytes.size() - 100] = static_cast<char>(flipped[bytes.size() - 100] ^ 0x10);
   expect(flipped, "checksum mismatch");
   expect(with_valid_header(bytes, checkpoint::kFormatVersion + 1), "newer than this kprior reads");
-  // A valid envelope around HDF5 content that is not ours.
-  checkpoint::Tree foreign;
-  foreign.put("x", torch::ones({2}));
-  checkpoint::write(foreign, bad.string());
-  auto content = slurp(bad);
-  spit(bad, content);
-  CHECK_NOTHROW(checkpoint::read(bad.string()));  // written by us: carries format attributes
+  // A valid envelope around an HDF5 file that another program wrote (no format attributes).
+  {
+    H5::FileCreatPropList fcpl;
+    fcpl.setUserblock(512);
+    H5::H5File f(bad.string(), H5F_ACC_TRUNC, fcpl);
+    const hsize_t dims[1] = {3};
+    const double values[3] = {1, 2, 3};
+    f.createDataSet("x", H5::PredType::IEEE_F64LE, H5::DataSpace(1, dims)).write(values, H5::PredType::NATIVE_DOUBLE);
+  }
+  expect(with_valid_header(slurp(bad)), "not a kprior checkpoint (root attribute 'format'");
 }
 
 TEST_CASE("the loader survives mutated checkpoints (randomised, bounded)", "[checkpoint]") {

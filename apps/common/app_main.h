@@ -6,10 +6,25 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <string>
 
 #include "kprior/core/error.h"
 
 namespace kprior::app {
+
+/// Runs `body`, mapping a kprior::UsageError to one line and exit 2 and any other error to one
+/// line and exit 1.
+inline int guarded(const std::string& name, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const kprior::UsageError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
+    return 1;
+  }
+}
 
 inline int run_guarded(CLI::App& cli, int argc, char** argv, const std::function<int()>& body) {
   try {
@@ -20,15 +35,7 @@ inline int run_guarded(CLI::App& cli, int argc, char** argv, const std::function
     std::fprintf(stderr, "%s: error: %s (see --help)\n", cli.get_name().c_str(), e.what());
     return 2;
   }
-  try {
-    return body();
-  } catch (const kprior::UsageError& e) {
-    std::fprintf(stderr, "%s: error: %s\n", cli.get_name().c_str(), e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", cli.get_name().c_str(), e.what());
-    return 1;
-  }
+  return guarded(cli.get_name(), body);
 }
 
 }  // namespace kprior::app

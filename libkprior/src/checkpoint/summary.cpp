@@ -63,8 +63,8 @@ Summary summarize(const Tree& tree) {
       const auto last = r[s.tasks_completed - 1].slice(0, 0, s.tasks_completed);
       s.average_accuracy = last.mean().item<double>();
     }
-    if (tree.has("metrics/timings")) {
-      const auto t = tree.tensor("metrics/timings").to(torch::kFloat64);
+    if (tree.has("learner/costs")) {
+      const auto t = tree.tensor("learner/costs").to(torch::kFloat64);
       for (int64_t i = 0; i < t.size(0) && t.dim() == 2 && t.size(1) == 3; ++i) {
         s.timings.push_back({t[i][0].item<double>(), t[i][1].item<double>(), t[i][2].item<double>()});
       }

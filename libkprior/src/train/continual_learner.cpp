@@ -25,6 +25,15 @@ OptimizerKind parse_optimizer(const std::string& name) {
   throw UsageError("optimizer must be ivon, adam or sgd, got '" + name + "'");
 }
 
+std::string to_string(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::IVON: return "ivon";
+    case OptimizerKind::Adam: return "adam";
+    case OptimizerKind::SGD: return "sgd";
+  }
+  return "?";
+}
+
 double LearnerOptions::effective_lr() const {
   if (lr_ > 0) return lr_;
   switch (optimizer_) {

@@ -13,15 +13,6 @@
 namespace kprior::train {
 namespace {
 
-std::string optimizer_name(OptimizerKind k) {
-  switch (k) {
-    case OptimizerKind::IVON: return "ivon";
-    case OptimizerKind::Adam: return "adam";
-    case OptimizerKind::SGD: return "sgd";
-  }
-  return "?";
-}
-
 torch::Tensor bytes_of(const std::string& s) {
   auto t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
   std::memcpy(t.data_ptr(), s.data(), s.size());
@@ -51,7 +42,7 @@ void copy_checked(const checkpoint::Tree& tree, const std::string& path, torch::
 
 void ContinualLearner::save_state(checkpoint::Tree& tree) const {
   tree.put_attr("learner@tasks_observed", tasks_);
-  tree.put_attr("learner@optimizer", optimizer_name(options_.optimizer()));
+  tree.put_attr("learner@optimizer", to_string(options_.optimizer()));
   for (const auto& p : model_->named_parameters()) tree.put("model/" + p.key(), p.value());
   for (const auto& b : model_->named_buffers()) tree.put("model_buffers/" + b.key(), b.value());
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
@@ -89,9 +80,9 @@ void ContinualLearner::save_state(checkpoint::Tree& tree) const {
 
 void ContinualLearner::load_state(const checkpoint::Tree& tree) {
   const auto& src = tree.source();
-  if (tree.text("learner@optimizer") != optimizer_name(options_.optimizer())) {
+  if (tree.text("learner@optimizer") != to_string(options_.optimizer())) {
     throw FileError(src, "the checkpoint was trained with " + tree.text("learner@optimizer") +
-                             ", this learner uses " + optimizer_name(options_.optimizer()));
+                             ", this learner uses " + to_string(options_.optimizer()));
   }
   const auto tasks = tree.integer("learner@tasks_observed");
   if (tasks < 0) throw FileError(src, "negative 'learner@tasks_observed'");

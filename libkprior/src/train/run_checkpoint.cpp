@@ -19,14 +19,6 @@ void save_run_checkpoint(const std::string& path, const ContinualLearner& learne
   tree.put_attr("rng@note", std::string("streams derive from run@seed and the task id; IVON noise state in optimizer/archive"));
   learner.save_state(tree);
   put_result(tree, partial);
-  const auto& c = partial.costs;
-  auto times = torch::zeros({static_cast<int64_t>(c.size()), 3}, torch::kFloat64);
-  for (size_t i = 0; i < c.size(); ++i) {
-    times[static_cast<int64_t>(i)][0] = c[i].train_seconds;
-    times[static_cast<int64_t>(i)][1] = c[i].boundary_seconds;
-    times[static_cast<int64_t>(i)][2] = c[i].peak_mib;
-  }
-  tree.put("metrics/timings", times);  // seconds training, seconds at the boundary, peak MiB
   checkpoint::write(tree, path);
 }
 

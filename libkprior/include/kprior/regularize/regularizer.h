@@ -22,8 +22,8 @@ struct Boundary {
   const data::Task& task;
   /// Memories of tasks 0..task, soft targets refreshed with the current model.
   const std::vector<memory::TaskMemory>& memories;
-  /// Posterior variances Σ aligned with model.parameters() (IVON's, else a diagonal
-  /// GGN Laplace of the task just trained).
+  /// Posterior variances Σ aligned with model.parameters() (IVON's, else the recursive
+  /// diagonal GGN Laplace of all tasks so far).
   const std::vector<torch::Tensor>& variances;
   /// IVON's precision ess·(h + δ) per parameter when the optimizer is IVON, else empty.
   const std::vector<torch::Tensor>& ivon_precision;

@@ -27,6 +27,8 @@ namespace kprior::train {
 enum class OptimizerKind { IVON, Adam, SGD };
 /// "ivon", "adam" or "sgd" (throws kprior::UsageError otherwise).
 OptimizerKind parse_optimizer(const std::string& name);
+/// "ivon", "adam" or "sgd": the inverse of parse_optimizer.
+std::string to_string(OptimizerKind kind);
 
 struct LearnerOptions {
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::IVON;
