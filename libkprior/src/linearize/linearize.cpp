@@ -131,6 +131,37 @@ torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
   return torch::softmax(head(model.forward(x), columns), 1);
 }
 
+torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tensor& x,
+                                      const std::vector<int64_t>& columns,
+                                      const std::vector<torch::Tensor>& direction) {
+  check_columns(columns);
+  const auto params = model.parameters();
+  if (direction.size() != params.size()) {
+    throw UsageError("jacobian_vector_product: " + std::to_string(direction.size()) +
+                     " direction tensors for " + std::to_string(params.size()) + " parameters");
+  }
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (!direction[k].sizes().equals(params[k].sizes())) {
+      throw UsageError("jacobian_vector_product: direction " + std::to_string(k) + " has the wrong shape");
+    }
+  }
+  return in_batches(x, [&](const torch::Tensor& xb) {
+    torch::AutoGradMode grad_on(true);
+    const auto f = head(model.forward(xb), columns);
+    // uᵀJ is linear in u; differentiating ⟨uᵀJ, d⟩ by u gives J d (u's value is irrelevant).
+    auto u = torch::zeros_like(f).requires_grad_(true);
+    const auto vjp = torch::autograd::grad({f}, params, {u}, /*retain_graph=*/true,
+                                           /*create_graph=*/true, /*allow_unused=*/true);
+    torch::Tensor dot = torch::zeros({}, f.options());
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (vjp[k].defined()) dot = dot + (vjp[k] * direction[k].to(vjp[k].options())).sum();
+    }
+    auto out = torch::autograd::grad({dot}, {u}, {}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true)[0];
+    return out.defined() ? out.detach() : torch::zeros_like(f).detach();
+  });
+}
+
 torch::Tensor jacobian(nn::TapedModule& model, const torch::Tensor& x,
                        const std::vector<int64_t>& columns) {
   check_columns(columns);

@@ -74,6 +74,14 @@ std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torc
                                               const std::vector<int64_t>& columns,
                                               Curvature kind, int64_t batch_size = 256);
 
+/// The linearized change of the logits at `columns` for a parameter step `direction`
+/// (per-parameter tensors aligned with model.parameters()): J(x) d, [N, C]. Forward-mode by
+/// the double-backward identity J d = ∂/∂u [(uᵀJ) d], so it costs one forward and two
+/// backward passes per batch whatever C is, and works for any differentiable model.
+torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tensor& x,
+                                      const std::vector<int64_t>& columns,
+                                      const std::vector<torch::Tensor>& direction);
+
 /// Softmax over `columns` of the model's logits, [N, C] (no gradient).
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns);

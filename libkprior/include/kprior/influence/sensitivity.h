@@ -1,0 +1,49 @@
+#pragma once
+// Per-example sensitivities of a trained classifier (MPE, Nickl et al., NeurIPS 2023, §3;
+// METHODS.md §5): for every training example its logits f_i, prediction error e_i = p_i − y_i,
+// prediction variance V_i = J_i Σ J_iᵀ and the estimated leave-one-out deviation
+// f^{∖i} − f_i, streamed over the data in batches (memory independent of N). Built on the
+// linearization engine; Σ is any diagonal posterior (IVON, diagonal GGN Laplace, Adam).
+#include <torch/types.h>
+
+#include <vector>
+
+#include "kprior/influence/perturbation.h"
+#include "kprior/nn/layer_tape.h"
+
+namespace kprior::influence {
+
+struct Sensitivities {
+  torch::Tensor logits;     ///< [N, C] f_i over the head
+  torch::Tensor residual;   ///< [N, C] e_i = p_i − onehot(y_i)
+  torch::Tensor variance;   ///< [N, C] diag V_i
+  torch::Tensor deviation;  ///< [N, C] estimated f_i^{∖i} − f_i (see Form)
+  torch::Tensor nll;        ///< [N] −log p_i(y_i), at the trained weights
+  torch::Tensor loo_nll;    ///< [N] −log softmax(f_i + deviation_i)_{y_i}: estimated NLL of i
+                            ///<     once i is removed (MPE's leave-one-out estimate)
+};
+
+/// Sensitivities of the examples (x, targets) — targets are positions in `columns` — under
+/// the diagonal posterior `variances` (per-parameter, aligned with model.parameters()) at the
+/// model's current weights (the posterior mean). Call model.eval() first. Throws
+/// kprior::UsageError on mismatched shapes or targets outside the head.
+Sensitivities sensitivities(nn::TapedModule& model, const torch::Tensor& x,
+                            const torch::Tensor& targets, const std::vector<int64_t>& columns,
+                            const std::vector<torch::Tensor>& variances, Form form = Form::Diagonal,
+                            int64_t batch_size = 1024);
+
+/// Estimated leave-one-out NLL of the whole set: (1/N) Σ_i loo_nll_i (METHODS.md §5).
+double loo_nll_estimate(const Sensitivities& s);
+
+/// Influence of each example on its own fit: the estimated rise of its NLL when it is
+/// removed, loo_nll − nll [N] (large = the model depends on this example to predict it).
+torch::Tensor self_influence(const Sensitivities& s);
+
+/// The k examples of largest self_influence, largest first; ties by lower index. k is
+/// clamped to N.
+std::vector<int64_t> top_influential(const Sensitivities& s, int64_t k);
+
+/// Estimated probabilities after removing each example from the data: softmax(f_i + Δf_i).
+torch::Tensor perturbed_probabilities(const Sensitivities& s);
+
+}  // namespace kprior::influence

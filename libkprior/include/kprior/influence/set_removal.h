@@ -1,0 +1,47 @@
+#pragma once
+// Removing a set S of training examples (MPE, Nickl et al., NeurIPS 2023, eq. 4 and its set
+// form; METHODS.md §5): the posterior precision loses the curvature of S and the mean moves by
+// one Newton step,
+//     Σ^{∖S} = (Σ⁻¹ − Σ_{i∈S} J_iᵀ Λ_i J_i)⁻¹,      m^{∖S} − m = Σ^{∖S} Σ_{i∈S} ∇ℓ_i(m),
+// with diagonal Σ and the diagonal GGN of S. Predictions anywhere then move by the linearized
+// J(x)(m^{∖S} − m). The loss ℓ is the summed softmax cross-entropy, so Σ must be a posterior of
+// the summed loss (Laplace: 1/(δ + GGN); IVON: 1/(ess (h + δ)) with ess = N).
+#include <torch/types.h>
+
+#include <vector>
+
+#include "kprior/nn/layer_tape.h"
+#include "kprior/posterior/diagonal_gaussian.h"
+
+namespace kprior::influence {
+
+struct SetRemoval {
+  int64_t removed = 0;
+  std::vector<torch::Tensor> mean_shift;  ///< m^{∖S} − m per parameter
+  std::vector<torch::Tensor> variance;    ///< diag Σ^{∖S} per parameter
+  int64_t clamped = 0;  ///< parameters whose downdated precision fell below the floor
+};
+
+/// The set form for the examples `indices` of (x, targets) — targets are positions in
+/// `columns` — at the model's current weights m, under `posterior` (aligned with
+/// model.parameters()). A downdated precision below `precision_floor` (the prior precision δ:
+/// no posterior is less certain than the prior; reached only when Σ was not formed from these
+/// data, e.g. IVON's running estimate) is raised to it and counted. Throws kprior::UsageError
+/// for an empty set, an index out of range or a misaligned posterior.
+SetRemoval remove_set(nn::TapedModule& model, const torch::Tensor& x, const torch::Tensor& targets,
+                      const std::vector<int64_t>& columns, const posterior::DiagonalGaussian& posterior,
+                      const std::vector<int64_t>& indices, double precision_floor,
+                      int64_t batch_size = 1024);
+
+/// Linearized logits at `columns` after the removal: f(x) + J(x) (m^{∖S} − m), [N, C].
+torch::Tensor logits_after(nn::TapedModule& model, const torch::Tensor& x,
+                           const std::vector<int64_t>& columns, const SetRemoval& removal);
+
+/// Gradient of the summed cross-entropy Σ_i ℓ_i over (x, targets) at the model's weights,
+/// per parameter, in batches.
+std::vector<torch::Tensor> summed_loss_gradient(nn::TapedModule& model, const torch::Tensor& x,
+                                                const torch::Tensor& targets,
+                                                const std::vector<int64_t>& columns,
+                                                int64_t batch_size = 1024);
+
+}  // namespace kprior::influence

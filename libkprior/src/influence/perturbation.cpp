@@ -1,0 +1,45 @@
+#include "kprior/influence/perturbation.h"
+
+#include <torch/torch.h>
+
+#include "kprior/core/error.h"
+
+namespace kprior::influence {
+
+Form parse_form(const std::string& name) {
+  if (name == "diagonal") return Form::Diagonal;
+  if (name == "full") return Form::Full;
+  if (name == "glm") return Form::GLM;
+  throw UsageError("unknown perturbation form '" + name + "' (expected diagonal, full or glm)");
+}
+
+std::string to_string(Form form) {
+  switch (form) {
+    case Form::Diagonal: return "diagonal";
+    case Form::Full: return "full";
+    case Form::GLM: return "glm";
+  }
+  return "?";
+}
+
+torch::Tensor deviation(Form form, const torch::Tensor& v, const torch::Tensor& e,
+                        const torch::Tensor& lambda) {
+  if (e.dim() != 2) throw UsageError("deviation: e must be [N, C]");
+  if (form == Form::Diagonal) {
+    if (!v.sizes().equals(e.sizes())) throw UsageError("deviation: diagonal v must be [N, C] like e");
+    return v * e;
+  }
+  const auto n = e.size(0), c = e.size(1);
+  if (!v.sizes().equals({n, c, c})) throw UsageError("deviation: v must be [N, C, C]");
+  if (form == Form::Full) return torch::bmm(v, e.unsqueeze(2)).squeeze(2);
+  if (!lambda.defined() || !lambda.sizes().equals({n, c, c})) {
+    throw UsageError("deviation: the GLM form needs Λ [N, C, C]");
+  }
+  // V (I − Λ V)⁻¹ e (Woodbury on Σ^{∖i} = (Σ⁻¹ − Jᵀ Λ J)⁻¹; METHODS.md §5). Solving
+  // (I − Λ V) z = e avoids forming the inverse.
+  const auto eye = torch::eye(c, e.options()).expand({n, c, c});
+  const auto z = torch::linalg_solve(eye - torch::bmm(lambda, v), e.unsqueeze(2));
+  return torch::bmm(v, z).squeeze(2);
+}
+
+}  // namespace kprior::influence

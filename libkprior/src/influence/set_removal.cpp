@@ -1,0 +1,102 @@
+#include "kprior/influence/set_removal.h"
+
+#include <torch/torch.h>
+
+#include "kprior/core/error.h"
+#include "kprior/linearize/linearize.h"
+
+namespace kprior::influence {
+namespace {
+
+torch::Tensor head_columns(const std::vector<int64_t>& columns, const torch::Device& device) {
+  return torch::tensor(columns, torch::kLong).to(device);
+}
+
+void check_set(const torch::Tensor& x, const torch::Tensor& targets,
+               const std::vector<int64_t>& indices) {
+  if (indices.empty()) throw UsageError("remove_set: the set to remove is empty");
+  if (!targets.defined() || targets.dim() != 1 || targets.size(0) != x.size(0)) {
+    throw UsageError("remove_set: one target per input expected");
+  }
+  for (const auto i : indices) {
+    if (i < 0 || i >= x.size(0)) {
+      throw UsageError("remove_set: index " + std::to_string(i) + " is outside 0.." +
+                       std::to_string(x.size(0) - 1));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> summed_loss_gradient(nn::TapedModule& model, const torch::Tensor& x,
+                                                const torch::Tensor& targets,
+                                                const std::vector<int64_t>& columns,
+                                                int64_t batch_size) {
+  if (batch_size <= 0) throw UsageError("summed_loss_gradient: batch size must be > 0");
+  const auto params = model.parameters();
+  std::vector<torch::Tensor> total;
+  for (const auto& p : params) total.push_back(torch::zeros_like(p).detach());
+  const auto cols = head_columns(columns, x.device());
+  const auto y = targets.to(torch::kLong).to(x.device());
+  torch::AutoGradMode grad_on(true);
+  for (int64_t start = 0; start < x.size(0); start += batch_size) {
+    const auto stop = std::min(x.size(0), start + batch_size);
+    const auto logits = model.forward(x.slice(0, start, stop)).index_select(1, cols);
+    const auto loss = torch::nn::functional::cross_entropy(
+        logits, y.slice(0, start, stop),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    const auto g = torch::autograd::grad({loss}, params, {}, false, false, /*allow_unused=*/true);
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (g[k].defined()) total[k] += g[k];
+    }
+  }
+  return total;
+}
+
+SetRemoval remove_set(nn::TapedModule& model, const torch::Tensor& x, const torch::Tensor& targets,
+                      const std::vector<int64_t>& columns, const posterior::DiagonalGaussian& posterior,
+                      const std::vector<int64_t>& indices, double precision_floor,
+                      int64_t batch_size) {
+  check_set(x, targets, indices);
+  const auto params = model.parameters();
+  if (posterior.num_tensors() != params.size()) {
+    throw UsageError("remove_set: the posterior has " + std::to_string(posterior.num_tensors()) +
+                     " tensors for " + std::to_string(params.size()) + " parameters");
+  }
+  if (!(precision_floor > 0)) throw UsageError("remove_set: the precision floor must be > 0");
+  const auto idx = torch::tensor(indices, torch::kLong).to(x.device());
+  const auto xs = x.index_select(0, idx);
+  const auto ys = targets.to(x.device()).index_select(0, idx);
+  // Curvature and gradient of the removed examples' summed loss at m.
+  const auto ggn = linearize::curvature_diagonal(model, xs, ys, columns,
+                                                 linearize::Curvature::GGN, batch_size);
+  const auto grad = summed_loss_gradient(model, xs, ys, columns, batch_size);
+  SetRemoval r;
+  r.removed = static_cast<int64_t>(indices.size());
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto& var = posterior.variance()[k];
+    if (!var.sizes().equals(params[k].sizes())) {
+      throw UsageError("remove_set: posterior tensor " + std::to_string(k) + " has the wrong shape");
+    }
+    auto precision = 1.0 / var.to(ggn[k].options()) - ggn[k];
+    r.clamped += (precision < precision_floor).sum().item<int64_t>();
+    precision = precision.clamp_min(precision_floor);
+    r.variance.push_back(1.0 / precision);
+    // Removing S takes −Σ_S ℓ_i from the objective; its gradient at m is then +Σ_S ∇ℓ_i
+    // (the full objective's gradient vanishes at m), and a Newton step with Σ^{∖S} gives the shift.
+    r.mean_shift.push_back(grad[k] / precision);
+  }
+  return r;
+}
+
+torch::Tensor logits_after(nn::TapedModule& model, const torch::Tensor& x,
+                           const std::vector<int64_t>& columns, const SetRemoval& removal) {
+  torch::Tensor f;
+  {
+    torch::NoGradGuard no_grad;
+    f = model.forward(x).index_select(1, head_columns(columns, x.device()));
+  }
+  return f + linearize::jacobian_vector_product(model, x, columns, removal.mean_shift);
+}
+
+}  // namespace kprior::influence
