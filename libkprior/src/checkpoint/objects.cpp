@@ -60,6 +60,28 @@ memory::TaskMemory load_memory(const std::string& path) {
   return get_memory(tree, "memory/" + names[0]);
 }
 
+void put_module(Tree& tree, const torch::nn::Module& module) {
+  for (const auto& p : module.named_parameters()) tree.put("model/" + p.key(), p.value());
+  for (const auto& b : module.named_buffers()) tree.put("model_buffers/" + b.key(), b.value());
+}
+
+namespace {
+void copy_checked(const Tree& tree, const std::string& path, torch::Tensor into) {
+  if (!tree.has(path)) throw FileError(tree.source(), "missing '" + path + "' (a different model?)");
+  const auto& from = tree.tensor(path);
+  if (!from.sizes().equals(into.sizes()) || from.scalar_type() != into.scalar_type()) {
+    throw FileError(tree.source(), "'" + path + "' does not fit the model (shape or type differs)");
+  }
+  torch::NoGradGuard no_grad;
+  into.copy_(from);
+}
+}  // namespace
+
+void get_module(const Tree& tree, torch::nn::Module& module) {
+  for (auto& p : module.named_parameters()) copy_checked(tree, "model/" + p.key(), p.value());
+  for (auto& b : module.named_buffers()) copy_checked(tree, "model_buffers/" + b.key(), b.value());
+}
+
 void put_posterior(Tree& tree, const std::string& group, const posterior::DiagonalGaussian& q) {
   tree.put_list(group + "/mean", q.mean());
   tree.put_list(group + "/variance", q.variance());

@@ -20,7 +20,7 @@ torch::Tensor bytes_of(const std::string& s) {
 }
 
 std::string string_of(const torch::Tensor& t) {
-  const auto c = t.contiguous();
+  const auto c = t.cpu().contiguous();
   return {static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel())};
 }
 
@@ -29,22 +29,13 @@ std::string regularizer_group(size_t k, const regularize::Regularizer& r) {
 }
 
 // Copies `from` into `into` (a parameter or buffer), refusing a shape or type that differs.
-void copy_checked(const checkpoint::Tree& tree, const std::string& path, torch::Tensor into) {
-  const auto& from = tree.tensor(path);
-  if (!from.sizes().equals(into.sizes()) || from.scalar_type() != into.scalar_type()) {
-    throw FileError(tree.source(), "'" + path + "' does not fit the model (shape or type differs)");
-  }
-  torch::NoGradGuard no_grad;
-  into.copy_(from);
-}
 
 }  // namespace
 
 void ContinualLearner::save_state(checkpoint::Tree& tree) const {
   tree.put_attr("learner@tasks_observed", tasks_);
   tree.put_attr("learner@optimizer", to_string(options_.optimizer()));
-  for (const auto& p : model_->named_parameters()) tree.put("model/" + p.key(), p.value());
-  for (const auto& b : model_->named_buffers()) tree.put("model_buffers/" + b.key(), b.value());
+  checkpoint::put_module(tree, *model_);
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
     torch::serialize::OutputArchive archive;
     ivon->save(archive);
@@ -78,7 +69,13 @@ void ContinualLearner::save_state(checkpoint::Tree& tree) const {
   for (size_t k = 0; k < regs_.size(); ++k) regs_[k]->save_state(tree, regularizer_group(k, *regs_[k]));
 }
 
-void ContinualLearner::load_state(const checkpoint::Tree& tree) {
+void ContinualLearner::load_state(const checkpoint::Tree& saved) {
+  // Checkpoints hold tensors on the CPU; memories, the Laplace sums and every regularizer's
+  // state must live where the model does (a CUDA learner would otherwise mix devices).
+  const auto params = model_->parameters();
+  const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  const auto moved = device.is_cpu() ? checkpoint::Tree() : saved.to(device);
+  const auto& tree = device.is_cpu() ? saved : moved;
   const auto& src = tree.source();
   if (tree.text("learner@optimizer") != to_string(options_.optimizer())) {
     throw FileError(src, "the checkpoint was trained with " + tree.text("learner@optimizer") +
@@ -86,8 +83,7 @@ void ContinualLearner::load_state(const checkpoint::Tree& tree) {
   }
   const auto tasks = tree.integer("learner@tasks_observed");
   if (tasks < 0) throw FileError(src, "negative 'learner@tasks_observed'");
-  for (auto& p : model_->named_parameters()) copy_checked(tree, "model/" + p.key(), p.value());
-  for (auto& b : model_->named_buffers()) copy_checked(tree, "model_buffers/" + b.key(), b.value());
+  checkpoint::get_module(tree, *model_);
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
     std::istringstream in(string_of(tree.tensor("optimizer/archive")));
     torch::serialize::InputArchive archive;

@@ -2,6 +2,8 @@
 // The library's objects in a checkpoint tree (docs/checkpoint-format.md): memories and
 // posteriors, and stand-alone files holding one memory — what a program or an agent reloads
 // to keep learning or to inspect what was remembered.
+#include <torch/nn/module.h>
+
 #include <string>
 #include <vector>
 
@@ -22,6 +24,12 @@ std::vector<memory::TaskMemory> get_memories(const Tree& tree);
 void save_memory(const memory::TaskMemory& m, const std::string& path);
 memory::TaskMemory load_memory(const std::string& path);
 
+/// A module's parameters under "model/<name>" and buffers under "model_buffers/<name>"
+/// (named_parameters()/named_buffers() names), and back: get_module copies them into a module
+/// of the same architecture, throwing kprior::FileError naming the first entry that is
+/// missing or does not fit (shape or type).
+void put_module(Tree& tree, const torch::nn::Module& module);
+void get_module(const Tree& tree, torch::nn::Module& module);
 /// Under `group`: mean/<i>, variance/<i> (parameter order) and a `source` attribute.
 void put_posterior(Tree& tree, const std::string& group, const posterior::DiagonalGaussian& q);
 posterior::DiagonalGaussian get_posterior(const Tree& tree, const std::string& group);
