@@ -150,12 +150,13 @@ void check_close(const torch::Tensor& actual, const std::vector<double>& expecte
 }  // namespace
 
 TEST_CASE("IVON update equals a scalar re-derivation of the published rule", "[optim]") {
-  struct Config { bool price, debias, rescale; };
-  for (const Config cfg : {Config{true, true, true}, Config{false, false, false},
-                           Config{true, false, true}}) {
+  struct Config { bool price, debias, rescale; int samples; };
+  for (const Config cfg : {Config{true, true, true, 2}, Config{false, false, false, 2},
+                           Config{true, false, true, 2}, Config{false, true, true, 1}}) {
     for (bool fused : {true, false}) {
-      CAPTURE(cfg.price, cfg.debias, cfg.rescale, fused);
+      CAPTURE(cfg.price, cfg.debias, cfg.rescale, cfg.samples, fused);
       auto oracle = make_oracle(cfg.price, cfg.debias, cfg.rescale);
+      oracle.samples_per_step = cfg.samples;
       auto [params, opt] = run_library(oracle, 5, fused);
       oracle.run(5);
       CHECK(oracle.clipped > 0);
@@ -418,16 +419,111 @@ TEST_CASE("IVON's default CPU noise is the same for any number of threads", "[op
   CHECK(one.std().item<double>() == Approx(sigma).epsilon(0.02));
 }
 
+TEST_CASE("IVON's multi-tensor path: seeded noise of scale sigma, resumable, any layout", "[optim]") {
+  // The path CUDA parameters take, forced on the CPU. Its default noise is one normal_ over
+  // all parameters from the seeded generator, split into views laid out like each parameter.
+  auto make = [](bool channels_last) {
+    torch::manual_seed(5);
+    auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3));
+    conv->to(torch::kFloat64);
+    if (channels_last) {
+      conv->weight.set_data(conv->weight.data().contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+    return conv;
+  };
+  const auto x = torch::randn({4, 3, 6, 6}, torch::kFloat64);
+  const auto opts = IVONOptions(0.05, 200.0).hess_init(0.4).beta2(0.9).seed(11).fused_cpu(false);
+  auto train = [&](torch::nn::Conv2d& conv, IVON& opt, int steps) {
+    for (int t = 0; t < steps; ++t) {
+      {
+        auto s = opt.sampled_params(true);
+        conv->forward(x).square().mean().backward();
+      }
+      opt.step();
+    }
+  };
+  SECTION("the sample is m + eps / sqrt(ess (h + delta)) with eps ~ N(0, 1), seeded") {
+    auto a = make(false), b = make(false);
+    IVON opt_a(a->parameters(), opts), opt_b(b->parameters(), opts);
+    const auto mean = a->weight.detach().clone();
+    torch::Tensor eps_a, eps_b;
+    {
+      auto s = opt_a.sampled_params(true);
+      eps_a = (a->weight.detach() - mean) * std::sqrt(200.0 * (0.4 + 1e-4));
+    }
+    {
+      auto s = opt_b.sampled_params(true);
+      eps_b = (b->weight.detach() - mean) * std::sqrt(200.0 * (0.4 + 1e-4));
+    }
+    CHECK(torch::equal(eps_a, eps_b));           // the same seed, the same noise
+    CHECK(torch::equal(a->weight.detach(), mean));  // the mean is back
+    CHECK(eps_a.std().item<double>() == Approx(1.0).epsilon(0.15));  // 216 draws
+    CHECK(std::abs(eps_a.mean().item<double>()) < 0.25);
+  }
+  SECTION("save -> load -> continue equals an uninterrupted run (generator state saved)") {
+    auto reference = make(false);
+    IVON ref_opt(reference->parameters(), opts);
+    train(reference, ref_opt, 4);
+    auto first = make(false);
+    IVON first_opt(first->parameters(), opts);
+    train(first, first_opt, 2);
+    std::stringstream buffer;
+    torch::save(first_opt, buffer);
+    auto resumed = make(false);
+    IVON resumed_opt(resumed->parameters(), opts);
+    torch::load(resumed_opt, buffer);
+    train(resumed, resumed_opt, 2);
+    CHECK(torch::equal(resumed->weight, reference->weight));
+    CHECK(torch::equal(resumed_opt.hessian()[0], ref_opt.hessian()[0]));
+  }
+  SECTION("channels-last weights: state in their layout, the same update as contiguous ones") {
+    auto flat = make(false), nhwc = make(true);
+    REQUIRE(nhwc->weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    REQUIRE(!nhwc->weight.is_contiguous());
+    // The same ε at each logical position for both (the default noise follows memory order).
+    auto noise = [](size_t, size_t param, const torch::Tensor& like) {
+      return torch::sin(torch::arange(like.numel(), torch::kFloat64) * 0.37 + double(param))
+          .view(like.sizes());
+    };
+    IVON opt_flat(flat->parameters(), IVONOptions(opts).noise(noise));
+    IVON opt_nhwc(nhwc->parameters(), IVONOptions(opts).noise(noise));
+    train(flat, opt_flat, 3);
+    train(nhwc, opt_nhwc, 3);
+    CHECK(opt_nhwc.hessian()[0].is_contiguous(torch::MemoryFormat::ChannelsLast));
+    CHECK(opt_nhwc.momentum()[0].is_contiguous(torch::MemoryFormat::ChannelsLast));
+    CHECK(torch::allclose(nhwc->weight, flat->weight, 1e-12, 1e-14));
+    CHECK(torch::allclose(opt_nhwc.hessian()[0], opt_flat.hessian()[0], 1e-12, 1e-14));
+    // Default noise on channels-last weights: the sample still has scale σ.
+    IVON opt_default(nhwc->parameters(), opts);
+    const auto mean = nhwc->weight.detach().clone();
+    auto s = opt_default.sampled_params(true);
+    const auto eps = (nhwc->weight.detach() - mean) * std::sqrt(200.0 * (0.4 + 1e-4));
+    CHECK(eps.std().item<double>() == Approx(1.0).epsilon(0.15));
+  }
+}
+
 // Run by scripts/gpu-check.sh on a CUDA machine (tag [cuda], not registered with CTest on
 // CPU-only builds): the tensor-operation path on the GPU against the same scalar oracle.
 TEST_CASE("IVON on CUDA equals the scalar oracle", "[cuda]") {
-  REQUIRE(torch::cuda::is_available());
-  auto oracle = make_oracle(true, true, true);
-  auto [params, opt] = run_library(oracle, 5, true, torch::kCUDA);
-  oracle.run(5);
-  for (size_t q = 0; q < params.size(); ++q) {
-    CHECK(params[q].device().is_cuda());
-    check_close(params[q].detach(), oracle.groups[q].m);
-    check_close(opt->hessian()[q], oracle.groups[q].h);
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  // Two samples per step (price), and one sample per step (gradsq), which on LibTorch >= 2.2
+  // takes the lerp form of the momentum; group 1's clip is active in both.
+  struct Config { bool price; int samples; };
+  for (const Config cfg : {Config{true, 2}, Config{false, 1}}) {
+    CAPTURE(cfg.price, cfg.samples);
+    auto oracle = make_oracle(cfg.price, true, true);
+    oracle.samples_per_step = cfg.samples;
+    auto [params, opt] = run_library(oracle, 5, true, torch::kCUDA);
+    oracle.run(5);
+    CHECK(oracle.clipped > 0);
+    for (size_t q = 0; q < params.size(); ++q) {
+      CHECK(params[q].device().is_cuda());
+      CHECK(opt->hessian()[q].device().is_cuda());
+      check_close(params[q].detach(), oracle.groups[q].m);
+      check_close(opt->hessian()[q], oracle.groups[q].h);
+    }
   }
 }

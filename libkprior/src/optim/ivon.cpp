@@ -110,12 +110,14 @@ void IVON::ensure_state() {
     auto& states = state_by_group_[g];
     const double h0 = group_options(g).hess_init();
     for (size_t j = states.size(); j < params.size(); ++j) {
+      // State in the parameter's layout (contiguous for contiguous parameters; channels-last
+      // for channels-last weights), so the multi-tensor ops keep their fast path.
       const auto& p = params[j];
       ParamState s;
-      s.momentum = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
-      s.hess = torch::full_like(p, h0, torch::MemoryFormat::Contiguous);
-      s.grad_sum = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
-      s.nxg_sum = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
+      s.momentum = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      s.hess = torch::full_like(p, h0, torch::MemoryFormat::Preserve);
+      s.grad_sum = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      s.nxg_sum = torch::zeros_like(p, torch::MemoryFormat::Preserve);
       states.push_back(std::move(s));
     }
   }
@@ -127,21 +129,55 @@ void IVON::ensure_generator(const torch::Device& device) {
 }
 
 torch::Tensor IVON::draw_noise(size_t group, size_t param, const torch::Tensor& like) {
-  const auto& noise = global().noise();
-  if (noise) {
-    auto eps = noise(group, param, like);
-    if (!eps.defined() || !eps.sizes().equals(like.sizes())) {
-      throw UsageError("IVON: the noise source returned a tensor of the wrong shape for group " +
-                       std::to_string(group) + ", parameter " + std::to_string(param));
+  auto eps = global().noise()(group, param, like);
+  if (!eps.defined() || !eps.sizes().equals(like.sizes())) {
+    throw UsageError("IVON: the noise source returned a tensor of the wrong shape for group " +
+                     std::to_string(group) + ", parameter " + std::to_string(param));
+  }
+  return eps.to(like.options());
+}
+
+namespace {
+
+// A view of like.numel() elements of `flat` from `offset` on, laid out like `like` (same strides
+// when `like` is dense, so the multi-tensor ops see matching layouts).
+torch::Tensor view_like(const torch::Tensor& flat, int64_t offset, const torch::Tensor& like) {
+  if (like.is_non_overlapping_and_dense()) {
+    return flat.as_strided(like.sizes(), like.strides(), flat.storage_offset() + offset);
+  }
+  return flat.narrow(0, offset, like.numel()).view(like.sizes());
+}
+
+}  // namespace
+
+void IVON::draw_noise_flat(const std::vector<torch::Tensor*>& params,
+                           const std::vector<torch::Tensor*>& eps) {
+  // One normal_ over all elements of each (device, dtype) bucket, split into views: one
+  // kernel instead of one per parameter. The stream is the seeded generator's.
+  std::vector<bool> done(params.size(), false);
+  for (size_t first = 0; first < params.size(); ++first) {
+    if (done[first]) continue;
+    const auto device = params[first]->device();
+    const auto dtype = params[first]->scalar_type();
+    std::vector<size_t> bucket;
+    int64_t total = 0;
+    for (size_t i = first; i < params.size(); ++i) {
+      if (!done[i] && params[i]->device() == device && params[i]->scalar_type() == dtype) {
+        bucket.push_back(i);
+        total += params[i]->numel();
+        done[i] = true;
+      }
     }
-    return eps.to(like.options());
+    ensure_generator(device);
+    auto flat = torch::empty({total}, torch::TensorOptions().dtype(dtype).device(generator_->device()))
+                    .normal_(0.0, 1.0, *generator_);
+    if (flat.device() != device) flat = flat.to(device);
+    int64_t offset = 0;
+    for (size_t i : bucket) {
+      *eps[i] = view_like(flat, offset, *params[i]);
+      offset += params[i]->numel();
+    }
   }
-  ensure_generator(like.device());
-  if (generator_->device() == like.device()) {
-    return torch::empty_like(like, torch::MemoryFormat::Contiguous).normal_(0.0, 1.0, *generator_);
-  }
-  auto eps = torch::empty(like.sizes(), like.options().device(generator_->device()));
-  return eps.normal_(0.0, 1.0, *generator_).to(like.device());
 }
 
 SampleGuard IVON::sampled_params(bool train) { return SampleGuard(this, train); }
@@ -152,33 +188,74 @@ void IVON::begin_sample() {
   }
   ensure_state();
   torch::NoGradGuard no_grad;
+  const auto& glob = global();
+  const bool user_noise = static_cast<bool>(glob.noise());
+  // Parameters for the multi-tensor path, per group; their noise is drawn after the loop.
+  struct Lists {
+    detail::TensorVec p, saved, hess, eps;
+    std::vector<size_t> index;
+  };
+  std::vector<Lists> lists(param_groups_.size());
   std::vector<std::pair<size_t, size_t>> written;
   uint64_t index = 0;  // position of the parameter across groups
   try {
+    detail::TensorVec grads;
     for (size_t g = 0; g < param_groups_.size(); ++g) {
       const auto& opts = group_options(g);
       auto& params = param_groups_[g].params();
       for (size_t j = 0; j < params.size(); ++j, ++index) {
         auto& p = params[j];
         if (!p.requires_grad()) continue;  // frozen parameters are never perturbed
-        if (p.grad().defined()) p.mutable_grad().zero_();
+        if (p.grad().defined()) grads.push_back(p.grad());
         auto& s = state_by_group_[g][j];
-        if (!s.saved_mean.defined() || !s.saved_mean.sizes().equals(p.sizes())) {
-          s.saved_mean = torch::empty_like(p, torch::MemoryFormat::Contiguous);
+        if (!s.saved_mean.defined() || !s.saved_mean.sizes().equals(p.sizes()) ||
+            !s.saved_mean.strides().equals(p.strides())) {
+          s.saved_mean = torch::empty_like(p, torch::MemoryFormat::Preserve);
         }
         auto data = p.detach();
-        const bool fused = global().fused_cpu() && detail::fusable(data, s.saved_mean, s.hess);
-        if (fused && !global().noise()) {
+        const bool fused = glob.fused_cpu() && detail::fusable(data, s.saved_mean, s.hess);
+        // A user's noise source is called in parameter order, whichever path takes the sample.
+        auto eps = user_noise ? draw_noise(g, j, p) : torch::Tensor();
+        if (fused && !user_noise) {
           // Counter-based noise: a stream per (seed, sample, parameter), no generator state.
-          const uint64_t stream = mix_seed(mix_seed(global().seed(), noise_draws_), index);
+          const uint64_t stream = mix_seed(mix_seed(glob.seed(), noise_draws_), index);
           detail::write_sample_streamed(data, s.saved_mean, s.hess, stream, opts.ess(),
                                         opts.weight_decay());
+          written.emplace_back(g, j);
+        } else if (fused) {
+          detail::write_sample_fused(data, s.saved_mean, s.hess, eps, opts.ess(),
+                                     opts.weight_decay());
+          written.emplace_back(g, j);
         } else {
-          detail::write_sample(data, s.saved_mean, s.hess, draw_noise(g, j, p), opts.ess(),
-                               opts.weight_decay(), fused);
+          auto& l = lists[g];
+          l.p.push_back(data);
+          l.saved.push_back(s.saved_mean);
+          l.hess.push_back(s.hess);
+          l.eps.push_back(eps);
+          l.index.push_back(j);
         }
-        written.emplace_back(g, j);
       }
+    }
+    // This sample's gradient alone will be in .grad: zero them (one multi-tensor op).
+    if (!grads.empty()) at::_foreach_zero_(grads);
+    if (!user_noise) {
+      std::vector<torch::Tensor*> ps, es;
+      for (auto& l : lists) {
+        for (size_t i = 0; i < l.p.size(); ++i) {
+          ps.push_back(&l.p[i]);
+          es.push_back(&l.eps[i]);
+        }
+      }
+      draw_noise_flat(ps, es);
+    }
+    for (size_t g = 0; g < lists.size(); ++g) {
+      detail::copy_all(lists[g].saved, lists[g].p);  // saved ← m
+      for (size_t j : lists[g].index) written.emplace_back(g, j);
+    }
+    for (size_t g = 0; g < lists.size(); ++g) {
+      const auto& opts = group_options(g);
+      detail::add_noise_foreach(lists[g].p, lists[g].hess, lists[g].eps, opts.ess(),
+                                opts.weight_decay());
     }
   } catch (...) {
     for (auto [g, j] : written) {
@@ -192,24 +269,48 @@ void IVON::begin_sample() {
 
 void IVON::end_sample(bool record) {
   torch::NoGradGuard no_grad;
-  const bool gradsq = global().hess_approx() == HessApprox::GradSq;
+  const auto& glob = global();
+  const bool gradsq = glob.hess_approx() == HessApprox::GradSq;
+  const bool first = samples_ == 0;
+  detail::TensorVec restore_p, restore_saved;  // parameters that only get m back
   for (size_t g = 0; g < param_groups_.size(); ++g) {
     auto& params = param_groups_[g].params();
-    for (size_t j = 0; j < params.size() && j < state_by_group_[g].size(); ++j) {
-      auto& p = params[j];
-      if (!p.requires_grad()) continue;
-      auto& s = state_by_group_[g][j];
-      auto data = p.detach();
-      if (record) {
-        const bool fused = global().fused_cpu() && detail::fusable(data, s.grad_sum, s.nxg_sum) &&
-                           detail::fusable(data, s.saved_mean, s.saved_mean);
-        detail::record_and_restore(data, s.saved_mean, p.grad(), s.grad_sum, s.nxg_sum, gradsq,
-                                   /*first=*/samples_ == 0, fused);
-      } else {
-        data.copy_(s.saved_mean);
+    auto& states = state_by_group_[g];
+    detail::TensorVec p, saved, grads, grad_sum, nxg_sum;
+    std::vector<size_t> index;
+    for (size_t j = 0; j < params.size() && j < states.size(); ++j) {
+      auto& param = params[j];
+      if (!param.requires_grad()) continue;
+      auto& s = states[j];
+      auto data = param.detach();
+      const bool fused = record && glob.fused_cpu() &&
+                         detail::fusable(data, s.grad_sum, s.nxg_sum) &&
+                         detail::fusable(data, s.saved_mean, s.saved_mean);
+      if (fused) {
+        detail::record_and_restore_fused(data, s.saved_mean, param.grad(), s.grad_sum, s.nxg_sum,
+                                         gradsq, first);
+        continue;
       }
+      if (record && param.grad().defined()) {
+        p.push_back(data);
+        saved.push_back(s.saved_mean);
+        grads.push_back(param.grad());
+        grad_sum.push_back(s.grad_sum);
+        nxg_sum.push_back(s.nxg_sum);
+        index.push_back(j);
+        continue;
+      }
+      if (record && first) {  // no gradient reached this parameter: ĝ = 0
+        s.grad_sum.zero_();
+        s.nxg_sum.zero_();
+      }
+      restore_p.push_back(data);
+      restore_saved.push_back(s.saved_mean);
     }
+    detail::record_and_restore_foreach(p, saved, grads, grad_sum, nxg_sum, gradsq, first);
+    for (size_t i = 0; i < index.size(); ++i) states[index[i]].nxg_sum = nxg_sum[i];
   }
+  detail::copy_all(restore_p, restore_saved);
   if (record) ++samples_;
   sampling_ = false;
 }
@@ -237,14 +338,24 @@ void IVON::update() {
     c.inv_samples = 1.0 / static_cast<double>(samples_);
     c.gradsq = glob.hess_approx() == HessApprox::GradSq;
     auto& params = param_groups_[g].params();
+    detail::TensorVec m, momentum, hess, grad_sum, nxg_sum;  // the multi-tensor path
     for (size_t j = 0; j < params.size(); ++j) {
       if (!params[j].requires_grad()) continue;  // frozen parameters are never updated
       auto& s = state_by_group_[g][j];
-      auto m = params[j].detach();
-      const bool fused = glob.fused_cpu() && detail::fusable(m, s.momentum, s.hess) &&
-                         detail::fusable(m, s.grad_sum, s.nxg_sum);
-      detail::update_param(m, s.momentum, s.hess, s.grad_sum, s.nxg_sum, c, fused);
+      auto data = params[j].detach();
+      const bool fused = glob.fused_cpu() && detail::fusable(data, s.momentum, s.hess) &&
+                         detail::fusable(data, s.grad_sum, s.nxg_sum);
+      if (fused) {
+        detail::update_fused(data, s.momentum, s.hess, s.grad_sum, s.nxg_sum, c);
+      } else {
+        m.push_back(data);
+        momentum.push_back(s.momentum);
+        hess.push_back(s.hess);
+        grad_sum.push_back(s.grad_sum);
+        nxg_sum.push_back(s.nxg_sum);
+      }
     }
+    detail::update_foreach(m, momentum, hess, grad_sum, nxg_sum, c);
   }
   samples_ = 0;
 }
@@ -400,12 +511,15 @@ void IVON::load(torch::serialize::InputArchive& archive) {
     for (size_t j = 0; j < params.size(); ++j) {
       auto& s = state_by_group_[g][j];
       const auto& p = params[j];
-      // State follows the parameter's device and dtype, wherever it was saved from.
+      // State follows the parameter's device, dtype and layout (as in ensure_state), wherever
+      // it was saved from.
       params[j].detach().copy_(read_tensor(archive, key(g, j, "mean")));
-      s.hess = read_tensor(archive, key(g, j, "hess")).to(p.options()).contiguous();
-      s.momentum = read_tensor(archive, key(g, j, "momentum")).to(p.options()).contiguous();
-      s.grad_sum = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
-      s.nxg_sum = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
+      s.hess = torch::empty_like(p, torch::MemoryFormat::Preserve)
+                   .copy_(read_tensor(archive, key(g, j, "hess")));
+      s.momentum = torch::empty_like(p, torch::MemoryFormat::Preserve)
+                       .copy_(read_tensor(archive, key(g, j, "momentum")));
+      s.grad_sum = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      s.nxg_sum = torch::zeros_like(p, torch::MemoryFormat::Preserve);
     }
   }
   torch::Tensor gen_state;

@@ -62,11 +62,12 @@ struct IVONOptions : public torch::optim::OptimizerCloneableOptions<IVONOptions>
   TORCH_ARG(bool, debias) = true;             ///< divide the momentum by 1 − β1^t.
   TORCH_ARG(bool, rescale_lr) = true;         ///< use α (h0 + δ) as the step size.
   /// Seed of the default noise. Fused CPU parameters draw from kprior's counter-based
-  /// Ziggurat stream (same numbers for any thread count); others from a torch::Generator.
+  /// Ziggurat stream (same numbers for any thread count); the others from a torch::Generator
+  /// on their device, one normal_ over all their elements per sample, split into views.
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(NoiseSource, noise) = nullptr;    ///< overrides the default generator if set.
   /// Use fused single-pass loops for contiguous float/double CPU parameters (faster);
-  /// false forces the tensor-operation path that CUDA parameters always take.
+  /// false forces the multi-tensor-operation path that CUDA parameters always take.
   TORCH_ARG(bool, fused_cpu) = true;
 
  public:
@@ -153,7 +154,11 @@ class IVON : public torch::optim::Optimizer {
   const IVONOptions& group_options(size_t group) const;
   void ensure_state();
   void ensure_generator(const torch::Device& device);
+  // The user's noise source for one parameter (IVONOptions::noise).
   torch::Tensor draw_noise(size_t group, size_t param, const torch::Tensor& like);
+  // Default noise for the multi-tensor path: *eps[i] ← ε shaped and laid out like *params[i].
+  void draw_noise_flat(const std::vector<torch::Tensor*>& params,
+                       const std::vector<torch::Tensor*>& eps);
   void begin_sample();
   void end_sample(bool record);
   void update();
