@@ -12,6 +12,12 @@ void Tree::put(const std::string& path, const torch::Tensor& t) {
   tensors_[path] = t.detach().to(torch::kCPU).contiguous().clone();
 }
 
+Tree Tree::to(const torch::Device& device) const {
+  Tree out = *this;
+  for (auto& [path, t] : out.tensors_) t = t.to(device);
+  return out;
+}
+
 void Tree::put_attr(const std::string& path, Attribute value) { attrs_[path] = std::move(value); }
 
 const torch::Tensor& Tree::tensor(const std::string& path) const {

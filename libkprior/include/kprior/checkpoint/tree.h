@@ -37,6 +37,9 @@ class Tree {
 
   const std::map<std::string, torch::Tensor>& tensors() const { return tensors_; }
   const std::map<std::string, Attribute>& attributes() const { return attrs_; }
+  /// A copy whose tensors live on `device` (trees hold them on the CPU; a learner on a GPU
+  /// reads its state through such a copy so that memories and regularizer state land there).
+  Tree to(const torch::Device& device) const;
   /// The file this tree was read from (for error messages).
   const std::string& source() const { return source_; }
 
