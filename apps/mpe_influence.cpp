@@ -14,8 +14,6 @@
 #include <sstream>
 
 #include "app_main.h"
-#include "kprior/checkpoint/file.h"
-#include "kprior/checkpoint/objects.h"
 #include "kprior/core/random.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
@@ -23,6 +21,7 @@
 #include "kprior/image/grid.h"
 #include "kprior/image/png.h"
 #include "kprior/influence/class_removal.h"
+#include "kprior/influence/files.h"
 #include "kprior/influence/retrain.h"
 #include "kprior/influence/sensitivity.h"
 #include "kprior/metrics/correlation.h"
@@ -108,35 +107,6 @@ std::vector<int64_t> classes_to_remove(const std::string& text) {
     throw UsageError("--remove-class must be a class 0..9 or 'all', got '" + text + "'");
   }
   return {c};
-}
-
-// --- the model file: weights and posterior in the kprior checkpoint container -------------
-
-void save_model(const std::string& path, nn::TapedModule& model, const posterior::DiagonalGaussian& q,
-                const Options& o) {
-  checkpoint::Tree tree;
-  tree.put_attr("@content", std::string("mpe-influence model"));
-  tree.put_attr("model@architecture", o.model);
-  tree.put_attr("model@prior_precision", o.prior_precision);
-  checkpoint::put_module(tree, model);
-  checkpoint::put_posterior(tree, "posterior", q);
-  checkpoint::write(tree, path);
-}
-
-posterior::DiagonalGaussian load_model(const std::string& path, nn::TapedModule& model, Options& o) {
-  const auto tree = checkpoint::read(path);
-  if (!tree.has_attr("@content") || tree.text("@content") != "mpe-influence model") {
-    throw FileError(path, "not a model file of mpe-influence (write one with --out; "
-                          "kprior-run checkpoints hold a task sequence's heads, not a 10-class model)");
-  }
-  const auto architecture = tree.text("model@architecture");
-  if (architecture != o.model) {
-    throw UsageError(path + " holds a " + architecture + " model; pass --model " + architecture);
-  }
-  if (tree.children("posterior").empty()) throw FileError(path, "the checkpoint has no posterior");
-  checkpoint::get_module(tree, model);
-  o.prior_precision = tree.real("model@prior_precision");
-  return checkpoint::get_posterior(tree, "posterior");
 }
 
 // --- printing and files ----------------------------------------------------------------------
@@ -252,7 +222,9 @@ int main(int argc, char** argv) {
     // 1. The trained model and its posterior.
     std::optional<posterior::DiagonalGaussian> q;
     if (!o.checkpoint.empty()) {
-      q = load_model(o.checkpoint, *model, o);
+      auto loaded = influence::load_model_file(o.checkpoint, *model, o.model);
+      q = loaded.posterior;
+      o.prior_precision = loaded.prior_precision;
       model->eval();
       fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
     } else {
@@ -268,7 +240,7 @@ int main(int argc, char** argv) {
                                 : train::laplace_posterior(*model, train_set, cols, o.prior_precision);
       summary["train_seconds"] = report.seconds;
       summary["posterior_seconds"] = since(t0);
-      save_model(o.out_dir + "/model.h5", *model, *q, o);
+      influence::save_model_file(o.out_dir + "/model.h5", *model, o.model, o.prior_precision, *q);
     }
     summary["optimizer"] = o.optimizer;
     summary["posterior"] = q->source();
@@ -287,18 +259,7 @@ int main(int argc, char** argv) {
     summary["loo_nll_estimate"] = influence::loo_nll_estimate(sens);
     fmt::print("sensitivities of {} examples in {:.2f} s; estimated leave-one-out NLL {:.4f} (train NLL {:.4f})\n",
                train_set.size(), estimate_seconds, influence::loo_nll_estimate(sens), train_q.nll);
-    {
-      checkpoint::Tree tree;
-      tree.put_attr("@content", std::string("mpe-influence sensitivities"));
-      tree.put_attr("sensitivities@form", o.form);
-      tree.put("sensitivities/logits", sens.logits);
-      tree.put("sensitivities/variance", sens.variance);
-      tree.put("sensitivities/deviation", sens.deviation);
-      tree.put("sensitivities/nll", sens.nll);
-      tree.put("sensitivities/loo_nll", sens.loo_nll);
-      tree.put("sensitivities/labels", train_set.targets);
-      checkpoint::write(tree, o.out_dir + "/influence.h5");
-    }
+    influence::save_sensitivities(o.out_dir + "/influence.h5", sens, train_set.targets, form);
 
     // 3. Class removal: the published per-example estimate, the trivial predictor, the set form.
     const auto estimates = influence::class_estimates(sens, train_set.targets, 10);
@@ -322,7 +283,7 @@ int main(int argc, char** argv) {
     const auto weights = influence::copy_weights(*model);
     for (auto& p : protocols) {
       if (chosen.empty() && indices.empty()) break;
-      fmt::print("retraining ({}: {} epochs, lr {} → {}), control run on all data...\n", p.name,
+      fmt::print("retraining ({}: {} epochs, lr {:g} → {:g}), control run on all data...\n", p.name,
                  p.fit.epochs(), p.fit.lr(), p.fit.final_lr() < 0 ? p.fit.lr() : p.fit.final_lr());
       std::fflush(stdout);
       p.control = influence::retrain_without(*model, weights, train_set, test_set, cols, {}, p.fit);
@@ -366,6 +327,7 @@ int main(int argc, char** argv) {
           fmt::print(" {:>12} {:>9}", fixed(r.test_nll), fixed(drop));
         }
         fmt::print("\n");
+        csv << "\n";
         classes.push_back(row);
       }
       summary["class_removal"] = classes;

@@ -3,10 +3,17 @@
 // regression, and the set form recomputed from per-example oracle Jacobians and gradients.
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 
 #include "catch.h"
+#include "kprior/checkpoint/file.h"
+#include "kprior/checkpoint/objects.h"
+#include "kprior/core/error.h"
 #include "kprior/influence/class_removal.h"
+#include "kprior/influence/files.h"
 #include "kprior/influence/perturbation.h"
 #include "kprior/influence/sensitivity.h"
 #include "kprior/influence/set_removal.h"
@@ -306,4 +313,41 @@ TEST_CASE("Logistic regression: MPE estimates match exact leave-one-out retraini
   CHECK(rel_full < 0.1);
   CHECK(r_diag > 0.95);
   CHECK(rel_diag < 0.7);
+}
+
+TEST_CASE("Model file: round trip, and clear errors for other files", "[influence]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("kprior-influence-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  torch::manual_seed(17);
+  nn::MLP net(std::vector<int64_t>{4, 3, 2}, nn::Activation::Tanh);
+  std::vector<torch::Tensor> var;
+  for (const auto& p : net->parameters()) var.push_back(0.1 + torch::rand_like(p));
+  const auto path = (dir / "model.h5").string();
+  influence::save_model_file(path, *net, "mlp", 100, posterior::DiagonalGaussian(net->parameters(), var, "laplace"));
+  torch::manual_seed(18);
+  nn::MLP other(std::vector<int64_t>{4, 3, 2}, nn::Activation::Tanh);
+  const auto loaded = influence::load_model_file(path, *other, "mlp");
+  CHECK(loaded.prior_precision == 100);
+  CHECK(loaded.posterior.source() == "laplace");
+  for (size_t k = 0; k < var.size(); ++k) {
+    CHECK(torch::equal(other->parameters()[k], net->parameters()[k]));
+    CHECK(torch::equal(loaded.posterior.variance()[k], var[k]));
+  }
+  CHECK_THROWS_AS(influence::load_model_file(path, *other, "lenet5"), UsageError);
+  nn::MLP wider(std::vector<int64_t>{4, 5, 2}, nn::Activation::Tanh);
+  CHECK_THROWS_WITH(influence::load_model_file(path, *wider, "mlp"), Catch::Matchers::Contains("does not fit"));
+  // A checkpoint of the right kind without a posterior, and a foreign checkpoint.
+  checkpoint::Tree no_posterior;
+  no_posterior.put_attr("@content", std::string(influence::kModelFileContent));
+  no_posterior.put_attr("model@architecture", std::string("mlp"));
+  no_posterior.put_attr("model@prior_precision", 100.0);
+  checkpoint::put_module(no_posterior, *net);
+  checkpoint::write(no_posterior, (dir / "bare.h5").string());
+  CHECK_THROWS_WITH(influence::load_model_file((dir / "bare.h5").string(), *other, "mlp"),
+                    Catch::Matchers::Contains("has no posterior"));
+  checkpoint::Tree foreign;
+  foreign.put_attr("@content", std::string("run"));
+  checkpoint::write(foreign, (dir / "run.h5").string());
+  CHECK_THROWS_AS(influence::load_model_file((dir / "run.h5").string(), *other, "mlp"), FileError);
+  std::filesystem::remove_all(dir);
 }
