@@ -152,7 +152,7 @@ TEST_CASE("Sensitivities match the oracle Jacobian, in any batching", "[influenc
     const auto loo = -torch::log_softmax(f + dev, 1).gather(1, y.unsqueeze(1)).squeeze(1);
     CHECK(max_abs(s.loo_nll - loo) < 1e-12);
     const auto whole = influence::sensitivities(*net, x, y, cols, var, form, 1024);
-    CHECK(max_abs(whole.loo_nll - s.loo_nll) < 1e-14);
+    CHECK(max_abs(whole.loo_nll - s.loo_nll) < 1e-12);  // batching changes the BLAS blocking only
   }
   const auto s = influence::sensitivities(*net, x, y, cols, var);
   CHECK(influence::loo_nll_estimate(s) == Approx(s.loo_nll.mean().item<double>()).epsilon(1e-14));

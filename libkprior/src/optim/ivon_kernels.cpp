@@ -209,6 +209,7 @@ void update_fused(const torch::Tensor& m, const torch::Tensor& momentum, const t
 // arranged for few passes: a sample ~6, a record ~5, an update ~16 (the fused CPU loops: 1 each).
 
 void copy_all(const TensorVec& dst, const TensorVec& src) {
+  if (dst.empty()) return;  // LibTorch 2.x refuses empty tensor lists (CPU groups take the fused path)
 #if KPRIOR_TORCH_AT_LEAST(2, 2)
   at::_foreach_copy_(dst, src);
 #else
