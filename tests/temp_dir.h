@@ -1,5 +1,8 @@
 #pragma once
 // A scratch directory removed when the test ends.
+#include <ftw.h>
+#include <stdio.h>
+
 #include <filesystem>
 #include <random>
 #include <string>
@@ -14,9 +17,13 @@ class TempDir {
             ("kprior-test-" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+  // Removed with POSIX nftw, not std::filesystem::remove_all: the pip LibTorch of the GPU
+  // machine carries its own copy of libstdc++'s filesystem code, and remove_all crashed there
+  // (SIGSEGV in every test whose TempDir was destroyed).
+  ~TempDir() { remove_tree(path_.string()); }
+  static void remove_tree(const std::string& path) {
+    nftw(path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+         FTW_DEPTH | FTW_PHYS);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -3,12 +3,11 @@
 // regression, and the set form recomputed from per-example oracle Jacobians and gradients.
 #include <torch/torch.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 
 #include "catch.h"
+#include "temp_dir.h"
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/core/error.h"
@@ -316,8 +315,8 @@ TEST_CASE("Logistic regression: MPE estimates match exact leave-one-out retraini
 }
 
 TEST_CASE("Model file: round trip, and clear errors for other files", "[influence]") {
-  const auto dir = std::filesystem::temp_directory_path() / ("kprior-influence-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  testing::TempDir tmp;
+  const auto& dir = tmp.path();
   torch::manual_seed(17);
   nn::MLP net(std::vector<int64_t>{4, 3, 2}, nn::Activation::Tanh);
   std::vector<torch::Tensor> var;
@@ -349,5 +348,4 @@ TEST_CASE("Model file: round trip, and clear errors for other files", "[influenc
   foreign.put_attr("@content", std::string("run"));
   checkpoint::write(foreign, (dir / "run.h5").string());
   CHECK_THROWS_AS(influence::load_model_file((dir / "run.h5").string(), *other, "mlp"), FileError);
-  std::filesystem::remove_all(dir);
 }
