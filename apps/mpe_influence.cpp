@@ -44,9 +44,10 @@ const std::vector<std::string> kFashionNames = {"t-shirt", "trouser", "pullover"
 struct Options {
   std::string data_dir = "data", out_dir = "out/mpe-influence", model = "mlp", optimizer = "adam";
   std::string checkpoint, remove_class, remove_indices, form = "diagonal", protocols = "published,converge";
+  std::string per_example_optimizer = "sgd";
   int64_t epochs = 0, batch_size = 256, train_size = 0, top_k = 0, per_example = 0;
-  int64_t retrain_epochs = 0, converge_epochs = 30, per_example_steps = 30;
-  double lr = 0, prior_precision = 100, converge_lr = 1e-3, per_example_lr = 1e-4;
+  int64_t retrain_epochs = 0, converge_epochs = 30, per_example_steps = 100;
+  double lr = 0, prior_precision = 100, converge_lr = 1e-3, per_example_lr = 0.01;
   uint64_t seed = 0;
   int threads = 0;
   bool retrain = false, set_form = false;
@@ -128,9 +129,14 @@ json correlations(const std::vector<double>& a, const std::vector<double>& b) {
 train::FitOptions training_options(const Options& o) {
   const auto opt = train::parse_optimizer(o.optimizer);
   const double default_lr = opt == train::OptimizerKind::IVON ? 0.1 : opt == train::OptimizerKind::Adam ? 1e-3 : 0.01;
+  const double lr = o.lr > 0 ? o.lr : default_lr;
+  // A cosine decay to lr/100 ends training close to a minimum, where the Laplace posterior
+  // and the perturbation equation are meant to be applied (with a constant lr the last
+  // iterate is noisy, and even tiny-lr retraining on all data still improves it).
   return train::FitOptions()
       .optimizer(opt)
-      .lr(o.lr > 0 ? o.lr : default_lr)
+      .lr(lr)
+      .final_lr(lr / 100)
       .epochs(o.epochs > 0 ? o.epochs : (o.model == "mlp" ? 30 : 10))
       .batch_size(o.batch_size)
       .prior_precision(o.prior_precision)
@@ -196,6 +202,8 @@ int main(int argc, char** argv) {
   cli.add_option("--per-example", o.per_example, "remove N random single examples, retrain for each (full batch), compare softmax changes");
   cli.add_option("--per-example-steps", o.per_example_steps, "full-batch steps of each single-example retraining")->capture_default_str();
   cli.add_option("--per-example-lr", o.per_example_lr, "learning rate of the single-example retraining")->capture_default_str();
+  cli.add_option("--per-example-optimizer", o.per_example_optimizer,
+                 "optimizer of the single-example retraining (full-batch sgd: deterministic, no adaptive scaling)")->capture_default_str();
 
   return app::run_guarded(cli, argc, argv, [&]() -> int {
     set_threads(o.threads);
@@ -386,12 +394,16 @@ int main(int argc, char** argv) {
     // 6. Single examples: estimated vs true change of the softmax output.
     if (o.per_example > 0) {
       auto fit = training_options(o);
-      fit.lr(o.per_example_lr).final_lr(-1).batch_size(train_set.size()).epochs(o.per_example_steps);
+      fit.optimizer(train::parse_optimizer(o.per_example_optimizer))
+          .lr(o.per_example_lr)
+          .final_lr(-1)
+          .batch_size(train_set.size())
+          .epochs(o.per_example_steps);
       const auto order = random_permutation(train_set.size(), mix_seed(o.seed, 0x5e1f));
       const auto p0 = torch::softmax(sens.logits, 1);
       const auto est_probs = influence::perturbed_probabilities(sens);
-      fmt::print("single-example removals: {} examples, {} full-batch steps each at lr {}\n", o.per_example,
-                 o.per_example_steps, o.per_example_lr);
+      fmt::print("single-example removals: {} examples, {} full-batch {} steps each at lr {:g}\n", o.per_example,
+                 o.per_example_steps, o.per_example_optimizer, o.per_example_lr);
       // The control run's probabilities of every example, to subtract the drift of retraining.
       influence::set_weights(*model, weights);
       train::fit_map(*model, train_set, cols, fit);
