@@ -341,11 +341,12 @@ int main(int argc, char** argv) {
       summary["class_removal"] = classes;
       // Rank agreement across classes: the estimate and the trivial predictor vs retraining.
       json agreement;
-      std::vector<double> est, trivial;
+      std::vector<double> est, trivial, set_test;
       for (const auto& e : chosen) {
         est.push_back(e.estimated_nll);
         trivial.push_back(e.train_nll);
       }
+      for (const auto& s : set_effects) set_test.push_back(s.test_nll);
       for (const auto& p : protocols) {
         std::vector<double> nll, drop, removed;
         for (const auto& r : p.per_class) {
@@ -358,6 +359,8 @@ int main(int argc, char** argv) {
                              {"estimate_vs_removed_nll", correlations(est, removed)},
                              {"trivial_vs_test_nll", correlations(trivial, nll)},
                              {"trivial_vs_accuracy_drop", correlations(trivial, drop)},
+                             {"trivial_vs_removed_nll", correlations(trivial, removed)},
+                             {"set_form_vs_test_nll", o.set_form ? correlations(set_test, nll) : json(nullptr)},
                              {"control", {{"test_nll", p.control.test_nll}, {"test_accuracy", p.control.test_accuracy},
                                           {"seconds", p.control.seconds}}},
                              {"epochs", p.fit.epochs()}, {"lr", p.fit.lr()}, {"final_lr", p.fit.final_lr()}};
