@@ -44,7 +44,7 @@ const std::vector<std::string> kFashionNames = {"t-shirt", "trouser", "pullover"
 struct Options {
   std::string data_dir = "data", out_dir = "out/mpe-influence", model = "mlp", optimizer = "adam";
   std::string checkpoint, remove_class, remove_indices, form = "diagonal", protocols = "published,converge";
-  std::string per_example_optimizer = "sgd";
+  std::string per_example_optimizer = "sgd", posterior = "laplace";
   int64_t epochs = 0, batch_size = 256, train_size = 0, top_k = 0, per_example = 0;
   int64_t retrain_epochs = 0, converge_epochs = 30, per_example_steps = 100;
   double lr = 0, prior_precision = 100, converge_lr = 1e-3, per_example_lr = 0.01;
@@ -181,6 +181,8 @@ int main(int argc, char** argv) {
   cli.add_option("--out", o.out_dir, "output folder")->capture_default_str();
   cli.add_option("--model", o.model, "mlp (784-32-16-10, tanh) or lenet5")->capture_default_str();
   cli.add_option("--optimizer", o.optimizer, "adam or sgd (Σ: diagonal GGN Laplace) or ivon (Σ: IVON's)")->capture_default_str();
+  cli.add_option("--posterior", o.posterior,
+                 "with adam: laplace (diagonal GGN, the default) or adam (from Adam's second moments)")->capture_default_str();
   cli.add_option("--epochs", o.epochs, "training epochs (default: mlp 30, lenet5 10)");
   cli.add_option("--lr", o.lr, "learning rate (default: adam 1e-3, sgd 0.01, ivon 0.1)");
   cli.add_option("--batch-size", o.batch_size, "training batch size")->capture_default_str();
@@ -208,6 +210,10 @@ int main(int argc, char** argv) {
   return app::run_guarded(cli, argc, argv, [&]() -> int {
     set_threads(o.threads);
     const auto form = influence::parse_form(o.form);
+    if (o.posterior != "laplace" && o.posterior != "adam") throw UsageError("--posterior must be laplace or adam");
+    if (o.posterior == "adam" && (o.optimizer != "adam" || !o.checkpoint.empty())) {
+      throw UsageError("--posterior adam needs --optimizer adam and training (not --checkpoint)");
+    }
     const auto remove = classes_to_remove(o.remove_class);
     if (o.top_k < 0 || o.per_example < 0) throw UsageError("--top-k and --per-example must be >= 0");
     if (!(o.prior_precision > 0)) throw UsageError("--prior-precision must be > 0");
@@ -244,8 +250,13 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       });
       const auto t0 = Clock::now();
-      q = report.ivon_posterior ? *report.ivon_posterior
-                                : train::laplace_posterior(*model, train_set, cols, o.prior_precision);
+      if (report.ivon_posterior) {
+        q = *report.ivon_posterior;
+      } else if (o.posterior == "adam") {
+        q = *report.adam_posterior;
+      } else {
+        q = train::laplace_posterior(*model, train_set, cols, o.prior_precision);
+      }
       summary["train_seconds"] = report.seconds;
       summary["posterior_seconds"] = since(t0);
       influence::save_model_file(o.out_dir + "/model.h5", *model, o.model, o.prior_precision, *q);

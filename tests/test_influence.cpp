@@ -13,6 +13,8 @@
 #include "kprior/core/error.h"
 #include "kprior/influence/class_removal.h"
 #include "kprior/influence/files.h"
+#include "kprior/influence/retrain.h"
+#include "kprior/train/map_fit.h"
 #include "kprior/influence/perturbation.h"
 #include "kprior/influence/sensitivity.h"
 #include "kprior/influence/set_removal.h"
@@ -348,4 +350,25 @@ TEST_CASE("Model file: round trip, and clear errors for other files", "[influenc
   foreign.put_attr("@content", std::string("run"));
   checkpoint::write(foreign, (dir / "run.h5").string());
   CHECK_THROWS_AS(influence::load_model_file((dir / "run.h5").string(), *other, "mlp"), FileError);
+}
+
+TEST_CASE("fit_map with Adam gives the posterior of its second moments", "[influence]") {
+  torch::manual_seed(19);
+  nn::MLP net(std::vector<int64_t>{3, 2}, nn::Activation::Tanh);
+  net->to(torch::kFloat64);
+  data::Dataset d{torch::randn({8, 3}, torch::kFloat64), torch::randint(0, 2, {8}, torch::kLong)};
+  const auto w0 = influence::copy_weights(*net);
+  const double delta = 2.0;
+  // One full-batch Adam step: v = (1 − β2) g² with g the gradient of the mean objective at w0.
+  const auto report = train::fit_map(*net, d, {0, 1}, train::FitOptions().epochs(1).batch_size(8).prior_precision(delta).lr(1e-3));
+  REQUIRE(report.adam_posterior.has_value());
+  influence::set_weights(*net, w0);
+  const auto params = net->parameters();
+  auto loss = torch::nn::functional::cross_entropy(net->forward(d.inputs), d.targets);
+  for (const auto& p : params) loss = loss + 0.5 * delta / 8.0 * p.pow(2).sum();
+  const auto g = torch::autograd::grad({loss}, params);
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto expected = 1.0 / (8.0 * (0.001 * g[k] * g[k]).sqrt() + delta);
+    CHECK(max_abs(report.adam_posterior->variance()[k] - expected) < 1e-12);
+  }
 }

@@ -110,6 +110,10 @@ FitReport fit_map(nn::TapedModule& model, const data::Dataset& data,
   }
   model.eval();
   if (ivon != nullptr) report.ivon_posterior = ivon->posterior();
+  if (auto* adam = dynamic_cast<torch::optim::Adam*>(opt.get()); adam != nullptr && total > 0) {
+    report.adam_posterior = posterior::from_adam_moments(
+        params, posterior::adam_second_moments(*adam, params), n, options.prior_precision());
+  }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

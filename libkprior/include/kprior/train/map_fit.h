@@ -45,6 +45,9 @@ struct FitReport {
   double seconds = 0;
   /// IVON's posterior after the fit (empty for Adam and SGD).
   std::optional<posterior::DiagonalGaussian> ivon_posterior;
+  /// With Adam: the posterior from its second moments, Σ = 1/(N √v + δ) (Khan et al., ICML
+  /// 2018; posterior::from_adam_moments), the gradient being that of the mean objective.
+  std::optional<posterior::DiagonalGaussian> adam_posterior;
 };
 
 /// Fits `model` (from its current weights) on `data`, whose targets are positions in
