@@ -128,8 +128,7 @@ json correlations(const std::vector<double>& a, const std::vector<double>& b) {
 
 train::FitOptions training_options(const Options& o) {
   const auto opt = train::parse_optimizer(o.optimizer);
-  const double default_lr = opt == train::OptimizerKind::IVON ? 0.1 : opt == train::OptimizerKind::Adam ? 1e-3 : 0.01;
-  const double lr = o.lr > 0 ? o.lr : default_lr;
+  const double lr = o.lr > 0 ? o.lr : train::default_lr(opt);
   // A cosine decay to lr/100 ends training close to a minimum, where the Laplace posterior
   // and the perturbation equation are meant to be applied (with a constant lr the last
   // iterate is noisy, and even tiny-lr retraining on all data still improves it).
@@ -433,7 +432,8 @@ int main(int argc, char** argv) {
       const auto n = std::min<int64_t>(o.per_example, train_set.size());
       for (int64_t k = 0; k < n; ++k) {
         const int64_t i = order[static_cast<size_t>(k)];
-        const auto r = influence::retrain_without(*model, weights, train_set, test_set, cols, {i}, fit);
+        // No test set: only the removed example's own probabilities are compared.
+        const auto r = influence::retrain_without(*model, weights, train_set, data::Dataset{}, cols, {i}, fit);
         const auto est = (est_probs[i] - p0[i]).to(torch::kFloat64);
         const auto tru = (r.removed_probs[0] - control_probs[i]).to(torch::kFloat64);
         const auto y = train_set.targets[i].item<int64_t>();

@@ -36,9 +36,11 @@ RetrainOutcome retrain_without(nn::TapedModule& model, const std::vector<torch::
   RetrainOutcome out;
   try {
     train::fit_map(model, kept, columns, fit);
-    const auto q = train::evaluate_fit(model, test, columns);
-    out.test_nll = q.nll;
-    out.test_accuracy = q.accuracy;
+    if (test.size() > 0) {
+      const auto q = train::evaluate_fit(model, test, columns);
+      out.test_nll = q.nll;
+      out.test_accuracy = q.accuracy;
+    }
     if (!indices.empty()) {
       const auto removed = train.subset(torch::tensor(indices, torch::kLong).to(train.inputs.device()));
       torch::NoGradGuard no_grad;

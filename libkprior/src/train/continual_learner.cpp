@@ -34,14 +34,28 @@ std::string to_string(OptimizerKind kind) {
   return "?";
 }
 
-double LearnerOptions::effective_lr() const {
-  if (lr_ > 0) return lr_;
-  switch (optimizer_) {
+double default_lr(OptimizerKind kind) {
+  switch (kind) {
     case OptimizerKind::IVON: return 0.1;
     case OptimizerKind::Adam: return 1e-3;
     case OptimizerKind::SGD: return 0.01;
   }
-  return lr_;
+  throw UsageError("unknown optimizer");
+}
+
+double LearnerOptions::effective_lr() const { return lr_ > 0 ? lr_ : default_lr(optimizer_); }
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                        OptimizerKind kind,
+                                                        const optim::IVONOptions& ivon) {
+  switch (kind) {
+    case OptimizerKind::IVON: return std::make_unique<optim::IVON>(params, ivon);
+    case OptimizerKind::Adam:
+      return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(ivon.lr()));
+    case OptimizerKind::SGD:
+      return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(ivon.lr()).momentum(0.9));
+  }
+  throw UsageError("unknown optimizer");
 }
 
 void LearnerOptions::validate() const {
@@ -66,24 +80,14 @@ double peak_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(nn::TapedModule& model,
-                                                         const LearnerOptions& o) {
-  const double lr = o.effective_lr();
-  switch (o.optimizer()) {
-    case OptimizerKind::IVON:
-      return std::make_unique<optim::IVON>(
-          model.parameters(), optim::IVONOptions(lr, 1.0)  // ess set per task
-                                  .hess_init(o.hess_init())
-                                  .weight_decay(o.weight_decay())
-                                  .beta2(o.hess_beta())
-                                  .seed(o.seed()));
-    case OptimizerKind::Adam:
-      return std::make_unique<torch::optim::Adam>(model.parameters(), torch::optim::AdamOptions(lr));
-    case OptimizerKind::SGD:
-      return std::make_unique<torch::optim::SGD>(model.parameters(),
-                                                 torch::optim::SGDOptions(lr).momentum(0.9));
-  }
-  throw UsageError("unknown optimizer");
+// The learner's optimizer: IVON's ess is set per task (set_ess), so 1 here.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(nn::TapedModule& model, const LearnerOptions& o) {
+  return train::make_optimizer(model.parameters(), o.optimizer(),
+                        optim::IVONOptions(o.effective_lr(), 1.0)
+                            .hess_init(o.hess_init())
+                            .weight_decay(o.weight_decay())
+                            .beta2(o.hess_beta())
+                            .seed(o.seed()));
 }
 
 }  // namespace

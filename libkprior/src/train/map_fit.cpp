@@ -16,24 +16,6 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-std::unique_ptr<torch::optim::Optimizer> make_fit_optimizer(nn::TapedModule& model,
-                                                            const FitOptions& o, double n) {
-  switch (o.optimizer()) {
-    case OptimizerKind::IVON:
-      return std::make_unique<optim::IVON>(
-          model.parameters(), optim::IVONOptions(o.lr(), n)
-                                  .hess_init(o.ivon_hess_init())
-                                  .weight_decay(o.prior_precision() / n)
-                                  .seed(o.seed()));
-    case OptimizerKind::Adam:
-      return std::make_unique<torch::optim::Adam>(model.parameters(), torch::optim::AdamOptions(o.lr()));
-    case OptimizerKind::SGD:
-      return std::make_unique<torch::optim::SGD>(model.parameters(),
-                                                 torch::optim::SGDOptions(o.lr()).momentum(0.9));
-  }
-  throw UsageError("unknown optimizer");
-}
-
 // Cosine decay from lr to final_lr (Loshchilov & Hutter, ICLR 2017, without restarts).
 double lr_at(const FitOptions& o, int64_t step, int64_t total) {
   if (o.final_lr() < 0 || total <= 1) return o.lr();
@@ -62,7 +44,12 @@ FitReport fit_map(nn::TapedModule& model, const data::Dataset& data,
   if (data.size() == 0) throw UsageError("fit: no training examples");
   const auto start = std::chrono::steady_clock::now();
   const double n = static_cast<double>(data.size());
-  auto opt = make_fit_optimizer(model, options, n);
+  // IVON's ess is N and its weight decay δ/N: its posterior is then one of the same objective.
+  auto opt = make_optimizer(model.parameters(), options.optimizer(),
+                            optim::IVONOptions(options.lr(), n)
+                                .hess_init(options.ivon_hess_init())
+                                .weight_decay(options.prior_precision() / n)
+                                .seed(options.seed()));
   auto* ivon = dynamic_cast<optim::IVON*>(opt.get());
   const auto params = model.parameters();
   const auto cols = torch::tensor(columns, torch::kLong).to(data.inputs.device());

@@ -21,8 +21,8 @@ struct RetrainOutcome {
 
 /// Copies `weights` (aligned with model.parameters()) into the model, fits it with `fit` on
 /// `train` without the examples `indices` (none: the control run on all data, which separates
-/// the effect of the removal from the effect of retraining itself), evaluates on `test` and on
-/// the removed examples, and leaves `weights` in the model again.
+/// the effect of the removal from the effect of retraining itself), evaluates on `test` (skipped
+/// when it is empty) and on the removed examples, and leaves `weights` in the model again.
 RetrainOutcome retrain_without(nn::TapedModule& model, const std::vector<torch::Tensor>& weights,
                                const data::Dataset& train, const data::Dataset& test,
                                const std::vector<int64_t>& columns,

@@ -19,6 +19,7 @@
 #include "kprior/memory/memory_store.h"
 #include "kprior/metrics/accuracy_matrix.h"
 #include "kprior/nn/layer_tape.h"
+#include "kprior/optim/ivon.h"
 #include "kprior/posterior/diagonal_gaussian.h"
 #include "kprior/regularize/regularizer.h"
 
@@ -29,6 +30,13 @@ enum class OptimizerKind { IVON, Adam, SGD };
 OptimizerKind parse_optimizer(const std::string& name);
 /// "ivon", "adam" or "sgd": the inverse of parse_optimizer.
 std::string to_string(OptimizerKind kind);
+/// Each optimizer's default learning rate: IVON 0.1, Adam 1e-3, SGD 0.01.
+double default_lr(OptimizerKind kind);
+/// A fresh optimizer over `params` with learning rate ivon.lr(): IVON with all of `ivon`'s
+/// options, Adam, or SGD with momentum 0.9 (the learner's and fit_map's one recipe).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                        OptimizerKind kind,
+                                                        const optim::IVONOptions& ivon);
 
 struct LearnerOptions {
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::IVON;
