@@ -215,6 +215,15 @@ int main(int argc, char** argv) {
     }
     const auto remove = classes_to_remove(o.remove_class);
     if (o.top_k < 0 || o.per_example < 0) throw UsageError("--top-k and --per-example must be >= 0");
+    if (o.epochs < 0 || o.retrain_epochs < 0 || o.train_size < 0) {
+      throw UsageError("--epochs, --retrain-epochs and --train-size must be >= 0 (0: the default)");
+    }
+    if (o.converge_epochs <= 0 || o.per_example_steps <= 0) {
+      throw UsageError("--converge-epochs and --per-example-steps must be > 0");
+    }
+    if (o.lr < 0 || !(o.converge_lr > 0) || !(o.per_example_lr > 0)) {
+      throw UsageError("learning rates must be > 0 (--lr 0: the optimizer's default)");
+    }
     if (!(o.prior_precision > 0)) throw UsageError("--prior-precision must be > 0");
     auto protocols = o.retrain ? retraining_protocols(o) : std::vector<ProtocolRun>{};
     const auto dir = fashion_dir(o.data_dir);

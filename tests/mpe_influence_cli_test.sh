@@ -19,6 +19,9 @@ printf '3\n99999999\n' > "$scratch/far.txt"
 expect 2 "index 99999999 is outside the training set" -- "$bin" $quick --remove-indices "$scratch/far.txt"
 expect 2 "perturbation form" -- "$bin" $quick --form cubic
 expect 2 "model must be mlp or lenet5" -- "$bin" $quick --model resnet
+expect 2 "converge-epochs and --per-example-steps must be > 0" -- "$bin" $quick --converge-epochs 0
+expect 2 "learning rates must be > 0" -- "$bin" $quick --converge-lr -1
+expect 2 "posterior must be laplace or adam" -- "$bin" $quick --posterior exact
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
 expect 1 "not a kprior checkpoint" -- "$bin" $quick --checkpoint "$scratch/far.txt"
 # A real (tiny) run: class estimates, a listed set, retraining, top-k picture.
