@@ -235,7 +235,7 @@ TEST_CASE("a writer killed mid-write leaves the previous checkpoint intact", "[c
 
 TEST_CASE("a memory and a posterior round-trip through their files", "[checkpoint]") {
   memory::TaskMemory m{3, {6, 7}, torch::rand({4, 1, 5, 5}), torch::tensor({7, 6, 6, 7}), torch::rand({4}),
-                       torch::softmax(torch::randn({4, 2}), 1)};
+                       torch::softmax(torch::randn({4, 2}), 1), torch::tensor({12, 0, 5, 9})};
   const auto path = scratch("memory.h5");
   checkpoint::save_memory(m, path.string());
   const auto back = checkpoint::load_memory(path.string());
@@ -245,6 +245,12 @@ TEST_CASE("a memory and a posterior round-trip through their files", "[checkpoin
   CHECK(torch::equal(back.labels, m.labels));
   CHECK(torch::equal(back.scores, m.scores));
   CHECK(torch::equal(back.old_probs, m.old_probs));
+  CHECK(torch::equal(back.indices, m.indices));
+  // A memory that does not know its examples (files before the indices) still loads.
+  auto unindexed = m;
+  unindexed.indices = torch::Tensor();
+  checkpoint::save_memory(unindexed, path.string());
+  CHECK_FALSE(checkpoint::load_memory(path.string()).indices.defined());
   // A label outside the task's classes is refused with the object's name.
   checkpoint::Tree t;
   auto wrong = m;

@@ -9,6 +9,7 @@
 #include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/linearize/predictive.h"
+#include "kprior/memory/memory_store.h"
 #include "kprior/memory/scores.h"
 #include "kprior/nn/cifarnet.h"
 #include "kprior/nn/lenet5.h"
@@ -181,6 +182,49 @@ TEST_CASE("memorable-example scores and per-class selection on hand-made numbers
   CHECK(r.min().item<double>() >= 0.0);
   CHECK(r.max().item<double>() < 1.0);
   CHECK(std::abs(r.mean().item<double>() - 0.5) < 0.05);
+}
+
+TEST_CASE("per-example scores of a task equal their oracle; the memory knows its examples", "[memory]") {
+  torch::manual_seed(11);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{5, 6, 4}, nn::Activation::Tanh);
+  model->to(torch::kFloat64);
+  model->eval();
+  const auto opts = torch::TensorOptions(torch::kFloat64);
+  data::Task task;
+  task.id = 0;
+  task.classes = {3, 1};
+  task.train.inputs = torch::randn({12, 5}, opts);
+  task.train.targets = torch::tensor({3, 1, 1, 3, 3, 1, 3, 1, 1, 3, 3, 1});
+  const auto variances = random_variances(*model);
+  const auto s = memory::score_examples(*model, task, variances);
+
+  // Oracle: softmax over the head from a plain forward pass; J from one backward per output.
+  const std::vector<int64_t> cols{3, 1};
+  const auto p = torch::softmax(model->forward(task.train.inputs).index_select(1, torch::tensor(cols)), 1);
+  const auto J = oracle_jacobian(*model, task.train.inputs, cols);       // [N, 2, P]
+  const auto v = (J.pow(2) * flat(variances)).sum(2);                    // diag(JΣJᵀ) [N, 2]
+  const auto y = torch::tensor({0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1});   // positions in the head
+  const auto e = p - torch::one_hot(y, 2).to(torch::kFloat64);
+  CHECK(rel_err(s.lambda_trace, (p * (1 - p)).sum(1)) < 1e-12);
+  CHECK(rel_err(s.logit_variance, v.sum(1)) < 1e-10);
+  CHECK(rel_err(s.mpe, (e * p * (1 - p) * v).abs().sum(1)) < 1e-10);
+  CHECK(torch::equal(s.labels, task.train.targets));
+  CHECK_FALSE(memory::score_examples(*model, task, {}).mpe.defined());
+
+  // The memory records which examples it took: its inputs and scores are theirs, and in each
+  // class no example left out scores higher than one taken.
+  const auto m = memory::select_memory(*model, task, 4, memory::Selection::LambdaTrace, 0);
+  REQUIRE(m.indices.numel() == 4);
+  CHECK(torch::equal(m.inputs, task.train.inputs.index_select(0, m.indices)));
+  CHECK(torch::equal(m.scores, s.lambda_trace.index_select(0, m.indices).to(m.scores.dtype())));
+  for (int64_t c : cols) {
+    const auto in_class = task.train.targets.eq(c);
+    auto taken = torch::zeros({12}, torch::kBool);
+    taken.index_fill_(0, m.indices, true);
+    const double worst_taken = s.lambda_trace.masked_select(in_class & taken).min().item<double>();
+    const double best_left = s.lambda_trace.masked_select(in_class & ~taken).max().item<double>();
+    CHECK(worst_taken >= best_left);
+  }
 }
 
 TEST_CASE("GLM predictives: probit and Monte Carlo against 1-D quadrature", "[linearize]") {

@@ -13,7 +13,17 @@ void put_memory(Tree& tree, const std::string& group, const memory::TaskMemory& 
   tree.put(group + "/scores", m.scores);
   tree.put(group + "/old_probs", m.old_probs);
   tree.put(group + "/classes", torch::tensor(m.classes, torch::kInt64));
+  if (m.indices.defined()) tree.put(group + "/indices", m.indices.to(torch::kInt64));
   tree.put_attr(group + "@task", m.task);
+}
+
+void put_example_scores(Tree& tree, const std::string& group, const memory::ExampleScores& s,
+                        const torch::Tensor& memory_indices) {
+  tree.put(group + "/labels", s.labels.to(torch::kInt64));
+  tree.put(group + "/lambda_trace", s.lambda_trace);
+  if (s.logit_variance.defined()) tree.put(group + "/logit_variance", s.logit_variance);
+  if (s.mpe.defined()) tree.put(group + "/mpe", s.mpe);
+  if (memory_indices.defined()) tree.put(group + "/memory_indices", memory_indices.to(torch::kInt64));
 }
 
 memory::TaskMemory get_memory(const Tree& tree, const std::string& group) {
@@ -35,6 +45,13 @@ memory::TaskMemory get_memory(const Tree& tree, const std::string& group) {
     throw bad("old_probs must be [labels, classes]");
   }
   if (n > 0 && !torch::isin(m.labels, classes).all().item<bool>()) throw bad("a label is not one of the task's classes");
+  if (tree.has(group + "/indices")) {
+    m.indices = tree.tensor(group + "/indices");
+    if (m.indices.scalar_type() != torch::kInt64 || m.indices.dim() != 1 || m.indices.size(0) != n ||
+        (n > 0 && m.indices.min().item<int64_t>() < 0)) {
+      throw bad("indices must be non-negative int64, one per label");
+    }
+  }
   return m;
 }
 

@@ -59,7 +59,23 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
   m.labels = task.train.targets.index_select(0, idx.to(x.device()));
   m.scores = scores.index_select(0, idx.to(scores.device()));
   m.old_probs = linearize::head_probabilities(model, m.inputs, m.classes);
+  m.indices = idx;
   return m;
+}
+
+ExampleScores score_examples(nn::TapedModule& model, const data::Task& task,
+                             const std::vector<torch::Tensor>& variances) {
+  const auto& x = task.train.inputs;
+  const auto p = linearize::head_probabilities(model, x, task.classes);
+  ExampleScores s;
+  s.labels = task.train.targets.cpu();
+  s.lambda_trace = lambda_trace_scores(p).cpu();
+  if (!variances.empty()) {
+    const auto v = linearize::logit_variance(model, x, task.classes, variances);
+    s.logit_variance = v.sum(1).cpu();
+    s.mpe = mpe_scores(p, data::head_targets(task, task.train.targets), v).cpu();
+  }
+  return s;
 }
 
 torch::Tensor local_labels(const TaskMemory& m) {

@@ -13,7 +13,8 @@
 
 namespace kprior::checkpoint {
 
-/// Under `group`: inputs, labels, scores, old_probs, classes datasets and a `task` attribute.
+/// Under `group`: inputs, labels, scores, old_probs, classes datasets, indices when the memory
+/// knows them, and a `task` attribute.
 void put_memory(Tree& tree, const std::string& group, const memory::TaskMemory& m);
 /// Reads and checks (matching lengths, labels in `classes`) what put_memory wrote.
 memory::TaskMemory get_memory(const Tree& tree, const std::string& group);
@@ -23,6 +24,12 @@ std::vector<memory::TaskMemory> get_memories(const Tree& tree);
 /// A file holding one memory (its group is "memory/task_<id>").
 void save_memory(const memory::TaskMemory& m, const std::string& path);
 memory::TaskMemory load_memory(const std::string& path);
+
+/// Under `group`: every training example of a task as the memory selection scores it
+/// (labels, lambda_trace, and logit_variance and mpe when they are defined), and
+/// memory_indices (positions of the remembered examples) when `memory_indices` is defined.
+void put_example_scores(Tree& tree, const std::string& group, const memory::ExampleScores& s,
+                        const torch::Tensor& memory_indices);
 
 /// A module's parameters under "model/<name>" and buffers under "model_buffers/<name>"
 /// (named_parameters()/named_buffers() names), and back: get_module copies them into a module

@@ -24,6 +24,9 @@ struct TaskMemory {
   torch::Tensor labels;          // [M] global class ids
   torch::Tensor scores;          // [M] selection scores
   torch::Tensor old_probs;       // [M, |head|] softmax over the head at the last boundary
+  /// [M] positions of the examples in the task's training set (int64, CPU). Set by
+  /// select_memory; not checkpointed (undefined after a resume).
+  torch::Tensor indices;
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 
@@ -36,6 +39,20 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
 
 /// The labels of `m` as positions in its head (for losses on the head's logits).
 torch::Tensor local_labels(const TaskMemory& m);
+
+/// Every training example of a task scored as the memory selection sees it: the scores of all
+/// three selections and the linearized predictive variance on the task's head.
+struct ExampleScores {
+  torch::Tensor labels;          // [N] global class ids
+  torch::Tensor lambda_trace;    // [N] Tr Λ (FROMP)
+  torch::Tensor logit_variance;  // [N] Σ_k v_k, v = diag(JΣJᵀ) over the head; undefined without Σ
+  torch::Tensor mpe;             // [N] Σ_k |e_k λ_k v_k|; undefined without Σ
+};
+
+/// Scores `task`'s training examples with the model as it is and the posterior variances
+/// `variances` (aligned with model.parameters(); may be empty: then only Tr Λ). CPU tensors.
+ExampleScores score_examples(nn::TapedModule& model, const data::Task& task,
+                             const std::vector<torch::Tensor>& variances);
 
 /// Recomputes every memory's old_probs with the current model (at a task boundary).
 void refresh_soft_targets(nn::TapedModule& model, std::vector<TaskMemory>& memories);
