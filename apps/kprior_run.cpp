@@ -18,7 +18,7 @@
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
-#include "kprior/nn/mlp.h"
+#include "kprior/nn/models.h"
 #include "kprior/regularize/factory.h"
 #include "kprior/train/continual_learner.h"
 #include "kprior/train/published_settings.h"
@@ -201,7 +201,13 @@ int main(int argc, char** argv) {
   uint64_t seed = 0;
   int threads = 0;
   std::string fisher = "ggn";
-  cli.add_option("--tasks", tasks, "task sequence: split-mnist, permuted-mnist, split-fashion")->capture_default_str();
+  cli.add_option("--tasks", tasks,
+                 "task sequence: split-mnist, permuted-mnist, split-fashion, split-cifar\n"
+                 "(CIFAR-10 then 5x10 CIFAR-100 classes), split-cifar100")->capture_default_str();
+  std::string model_name;
+  cli.add_option("--model", model_name,
+                 "mlp, lenet5, cifarnet or resnet18 (default: the benchmark's: mlp for the\n"
+                 "MNIST family, cifarnet for split-cifar and split-cifar100)");
   cli.add_option("--method", method,
                  "finetune, ewc, fromp, replay, kprior, ewc+fr+replay, ivon-prior, a\n"
                  "comma-separated combination (e.g. ewc,fromp,replay), or joint (all\n"
@@ -210,7 +216,7 @@ int main(int argc, char** argv) {
   auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
   auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published)");
   auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published)");
-  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published)");
+  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; --model mlp only)");
   auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published)");
   cli.add_option("--select", select,
                  "memory selection: lambda (Tr Λ), mpe, random; auto = random for replay alone\n"
@@ -239,7 +245,8 @@ int main(int argc, char** argv) {
   cli.add_option("--replay-weight", replay_weight, "weight of the replay loss")->capture_default_str();
   cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")->capture_default_str();
   cli.add_option("--seeds", seeds, "number of seeds to run (seed, seed+1, ...); mean ± std reported")->capture_default_str();
-  cli.add_option("--data-dir", data_dir, "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files")->capture_default_str();
+  cli.add_option("--data-dir", data_dir, "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files;\n"
+                 "for CIFAR the folder holding cifar-10-batches-bin/ and cifar-100-binary/")->capture_default_str();
   cli.add_option("--out", out_dir, "output folder")->capture_default_str();
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   cli.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
@@ -284,6 +291,8 @@ int main(int argc, char** argv) {
     if (device_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device available in this build");
     const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
     const auto widths_hidden = hidden.empty() ? pub.hidden : parse_widths(hidden);
+    const auto model_kind = nn::parse_model(model_name.empty() ? pub.model : model_name);
+    if (!hidden.empty() && model_kind != nn::ModelKind::MLP) throw UsageError("--hidden applies to --model mlp only");
     regularize::MethodSettings ms;
     // Published settings unless the option was given (CLI11 counts given options).
     auto given = [](const CLI::Option* o) { return o->count() > 0; };
@@ -328,7 +337,15 @@ int main(int argc, char** argv) {
         if (r->needs_memory() && options.memory_per_task() == 0) {
           throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
         }
+        if (r->needs_linearization() && !nn::linearizable(model_kind)) {
+          throw UsageError("method " + r->name() + " needs Jacobians, which --model " + nn::to_string(model_kind) +
+                           " cannot give (BatchNorm); use finetune, replay, kprior, ivon-prior or joint");
+        }
       }
+    }
+    if (options.selection() == memory::Selection::MPE && !nn::linearizable(model_kind)) {
+      throw UsageError("--select mpe needs predictive variances, which --model " + nn::to_string(model_kind) +
+                       " cannot give (BatchNorm); use lambda or random");
     }
     const int n_threads = set_threads(threads);
     auto seq = data::make_benchmark(tasks, data_dir, seed);
@@ -336,19 +353,25 @@ int main(int argc, char** argv) {
       t.train = t.train.to(device);
       t.test = t.test.to(device);
     }
+    const auto example = seq.tasks[0].train.inputs.sizes().slice(1);
+    const std::vector<int64_t> input_shape(example.begin(), example.end());
     std::vector<int64_t> widths{seq.tasks[0].train.inputs[0].numel()};
     widths.insert(widths.end(), widths_hidden.begin(), widths_hidden.end());
     widths.push_back(seq.num_outputs);
+    const std::string model_text = model_kind == nn::ModelKind::MLP
+                                       ? "MLP " + join(widths)
+                                       : fmt::format("{} ({} outputs)", nn::to_string(model_kind), seq.num_outputs);
     const bool tty = isatty(fileno(stdout)) != 0;
-    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), MLP {}, {} epochs, "
+    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {}, {} epochs, "
                "memory {}/task ({}), {} seed(s), {} threads, {}\n",
                version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
-               join(widths), options.epochs(), options.memory_per_task(), select, seeds,
+               model_text, options.epochs(), options.memory_per_task(), select, seeds,
                n_threads, device_name);
 
     const json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},
                          {"lr", options.effective_lr()}, {"epochs", options.epochs()},
-                         {"batch_size", options.batch_size()}, {"mlp", widths},
+                         {"batch_size", options.batch_size()}, {"model", nn::to_string(model_kind)},
+                         {"mlp", model_kind == nn::ModelKind::MLP ? json(widths) : json()},
                          {"memory_per_task", options.memory_per_task()}, {"select", select},
                          {"tau", ms.fromp.tau()}, {"jitter", ms.fromp.jitter()},
                          {"grad_clip", options.grad_clip()}, {"prior_precision", options.laplace_prior()},
@@ -361,7 +384,7 @@ int main(int argc, char** argv) {
     for (int64_t s = 0; s < seeds; ++s) {
       const uint64_t run_seed = seed + static_cast<uint64_t>(s);
       torch::manual_seed(run_seed);
-      auto model = std::make_shared<nn::MLPImpl>(widths);
+      auto model = nn::make_model(model_kind, input_shape, seq.num_outputs, widths_hidden);
       model->to(device);
       train::Callbacks cb;
       cb.on_epoch_end = [&](const train::Progress& p) { print_progress(p, seq.size(), tty); };

@@ -8,6 +8,7 @@ find_package(Threads REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(ZLIB REQUIRED)
 find_package(PNG REQUIRED)  # image grids (kprior::image)
+find_package(JPEG REQUIRED)  # ImageNet-style JPEG trees (kprior::data; libjpeg-turbo's jpeglib.h)
 # HDF5: COMPONENTS C CXX and both targets, or linking fails (see ENVIRONMENT.md).
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
 find_package(fmt REQUIRED)

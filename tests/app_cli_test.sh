@@ -14,7 +14,7 @@ expect 2 "epochs must be > 0" -- "$bin" --epochs 0 --data-dir "$data"
 expect 2 "Could not convert" -- "$bin" --epochs abc
 expect 2 "unknown method 'nope'" -- "$bin" --method nope --data-dir "$data"
 expect 2 "memory selection must be lambda, mpe or random" -- "$bin" --select best --data-dir "$data"
-expect 2 "no published settings" -- "$bin" --tasks split-cifar --data-dir "$data"
+expect 1 "cifar-10-batches-bin: not found" -- "$bin" --tasks split-cifar --data-dir "$data"
 expect 2 "needs a memory" -- "$bin" --memory-per-task 0 --data-dir "$data"
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
 rm -rf "$scratch/run"

@@ -4,11 +4,15 @@
 // follow a known formula so that tests can check every decoded value.
 #include <H5Cpp.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "kprior/data/jpeg.h"
 
 namespace kprior::testing {
 
@@ -61,6 +65,70 @@ void write_h5_array(H5::H5File& f, const std::string& name, const H5::PredType& 
   const H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
   auto ds = f.createDataSet(name, type, space);
   ds.write(data.data(), memory_type);
+}
+
+/// An h x w image of one colour.
+inline data::RgbImage flat_image(int64_t h, int64_t w, uint8_t r, uint8_t g, uint8_t b) {
+  data::RgbImage img{h, w, std::vector<uint8_t>(static_cast<size_t>(h * w * 3))};
+  for (size_t k = 0; k < img.pixels.size(); k += 3) {
+    img.pixels[k] = r;
+    img.pixels[k + 1] = g;
+    img.pixels[k + 2] = b;
+  }
+  return img;
+}
+
+/// A smooth image (JPEG keeps it closely): channel c at (y, x) = 40 + 3y + 2x + 30c, clamped.
+inline data::RgbImage smooth_image(int64_t h, int64_t w) {
+  data::RgbImage img{h, w, std::vector<uint8_t>(static_cast<size_t>(h * w * 3))};
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      for (int64_t c = 0; c < 3; ++c) {
+        img.pixels[static_cast<size_t>((y * w + x) * 3 + c)] = static_cast<uint8_t>(std::min<int64_t>(255, 40 + 3 * y + 2 * x + 30 * c));
+      }
+    }
+  }
+  return img;
+}
+
+/// The gray level of the flat images of class c in write_jpeg_tree.
+inline uint8_t tree_gray(int64_t c) { return static_cast<uint8_t>(20 + (c * 37) % 220); }
+
+/// A class-per-folder JPEG tree root/train/<class>/, root/val/<class>/ with `train` and `val`
+/// flat gray images (tree_gray(c), side x side) per class; class folders are named
+/// n000<c>... so that their sorted order is c. `tiny_layout` writes TinyImageNet's original
+/// layout instead: train/<wnid>/images/*.JPEG, val/images/*.JPEG + val/val_annotations.txt.
+inline std::vector<std::string> write_jpeg_tree(const std::string& root, int classes, int train, int val,
+                                                bool tiny_layout, int64_t side = 8) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> names;
+  std::ofstream annotations;
+  if (tiny_layout) {
+    fs::create_directories(fs::path(root) / "val" / "images");
+    annotations.open((fs::path(root) / "val" / "val_annotations.txt").string());
+  }
+  int val_count = 0;
+  for (int c = 0; c < classes; ++c) {
+    char name[16];
+    std::snprintf(name, sizeof name, "n%08d", c);
+    names.emplace_back(name);
+    const auto g = tree_gray(c);
+    const auto image = flat_image(side, side, g, g, g);
+    const auto train_dir = fs::path(root) / "train" / name / (tiny_layout ? "images" : "");
+    fs::create_directories(train_dir);
+    for (int k = 0; k < train; ++k) data::write_jpeg((train_dir / (std::string(name) + "_" + std::to_string(k) + ".JPEG")).string(), image);
+    for (int k = 0; k < val; ++k) {
+      if (tiny_layout) {
+        const auto file = "val_" + std::to_string(val_count++) + ".JPEG";
+        data::write_jpeg((fs::path(root) / "val" / "images" / file).string(), image);
+        annotations << file << "\t" << name << "\t0\t0\t7\t7\n";
+      } else {
+        fs::create_directories(fs::path(root) / "val" / name);
+        data::write_jpeg((fs::path(root) / "val" / name / ("v" + std::to_string(k) + ".jpg")).string(), image);
+      }
+    }
+  }
+  return names;
 }
 
 }  // namespace kprior::testing

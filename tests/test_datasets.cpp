@@ -6,13 +6,18 @@
 
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 
 #include "catch.h"
 #include "dataset_fixtures.h"
 #include "kprior/core/error.h"
 #include "kprior/data/array_file.h"
+#include "kprior/data/benchmarks.h"
 #include "kprior/data/cifar.h"
+#include "kprior/data/image_loader.h"
+#include "kprior/data/jpeg.h"
+#include "kprior/core/random.h"
 #include "temp_dir.h"
 
 using namespace kprior::data;
@@ -279,4 +284,333 @@ TEST_CASE("HDF5 array file: bad files are FileErrors naming the file and the arr
   CHECK_THAT(msg, Contains(path));
   CHECK_THAT(msg, Contains(expected));
   CHECK_THROWS_AS(read_array_file(path, 1.0), kprior::UsageError);
+}
+
+// ---- JPEG ----------------------------------------------------------------------------
+
+TEST_CASE("JPEG: flat gray exact, flat colour and smooth images close, DCT downscaling", "[datasets]") {
+  TempDir tmp;
+  using kprior::testing::flat_image;
+  write_jpeg(tmp.file("gray.jpg"), flat_image(16, 24, 77, 77, 77), 90);
+  const auto gray = decode_jpeg(tmp.file("gray.jpg"));
+  REQUIRE(gray.height == 16);
+  REQUIRE(gray.width == 24);
+  for (uint8_t v : gray.pixels) CHECK(v == 77);
+
+  write_jpeg(tmp.file("red.jpg"), flat_image(16, 16, 200, 30, 60), 100);
+  const auto red = decode_jpeg(tmp.file("red.jpg"));
+  for (int64_t y : {0, 7, 15}) {
+    CHECK(std::abs(red.at(y, 3, 0) - 200) <= 2);
+    CHECK(std::abs(red.at(y, 3, 1) - 30) <= 2);
+    CHECK(std::abs(red.at(y, 3, 2) - 60) <= 2);
+  }
+
+  const auto smooth = kprior::testing::smooth_image(40, 56);
+  write_jpeg(tmp.file("smooth.jpg"), smooth, 95);
+  const auto back = decode_jpeg(tmp.file("smooth.jpg"));
+  double err = 0;
+  int worst = 0;
+  for (size_t k = 0; k < smooth.pixels.size(); ++k) {
+    const int d = std::abs(int(back.pixels[k]) - int(smooth.pixels[k]));
+    err += d;
+    worst = std::max(worst, d);
+  }
+  CHECK(err / static_cast<double>(smooth.pixels.size()) < 2.0);
+  CHECK(worst <= 12);
+
+  // min_side: the largest 1/2^k reduction that keeps the shorter side >= min_side.
+  const auto quarter = decode_jpeg(tmp.file("smooth.jpg"), 10);
+  CHECK(quarter.height == 10);
+  CHECK(quarter.width == 14);
+  const auto half = decode_jpeg(tmp.file("smooth.jpg"), 11);
+  CHECK(half.height == 20);
+  CHECK(decode_jpeg(tmp.file("smooth.jpg"), 41).height == 40);
+}
+
+TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming the file", "[datasets]") {
+  TempDir tmp;
+  std::ofstream(tmp.file("text.JPEG")) << "not an image";
+  CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("text.JPEG")); }), Contains("text.JPEG: not a JPEG file"));
+  {
+    std::ofstream bad(tmp.file("bad.jpg"), std::ios::binary);
+    const unsigned char bytes[] = {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x03, 0x01, 0x02, 0x03, 0x04};
+    bad.write(reinterpret_cast<const char*>(bytes), sizeof bytes);
+  }
+  CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("bad.jpg")); }), Contains("bad.jpg: cannot decode JPEG"));
+  CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("missing.jpg")); }), Contains("missing.jpg"));
+}
+
+TEST_CASE("image transforms: crop boxes, identity resampling, flips, normalisation", "[datasets]") {
+  // The test pipeline's box: shorter side 300 resized to 256, then 224 → a 262.5 square.
+  const auto box = center_crop(300, 400, 224, 256.0 / 224.0);
+  CHECK(box.height == Approx(262.5));
+  CHECK(box.width == Approx(262.5));
+  CHECK(box.y == Approx(18.75));
+  CHECK(box.x == Approx(68.75));
+
+  // Random-resized-crop boxes lie inside the image with area fraction and ratio in range.
+  kprior::SplitMix64 rng(3);
+  for (int k = 0; k < 200; ++k) {
+    const auto b = random_resized_crop(120, 90, 0.08, rng);
+    CHECK(b.y >= 0);
+    CHECK(b.x >= 0);
+    CHECK(b.y + b.height <= 120);
+    CHECK(b.x + b.width <= 90);
+    // Sides are rounded to whole pixels: the limits hold up to half a pixel per side.
+    CHECK((b.height + 0.5) * (b.width + 0.5) >= 0.08 * 120 * 90);
+    CHECK((b.width + 0.5) / (b.height - 0.5) >= 3.0 / 4.0);
+    CHECK((b.width - 0.5) / (b.height + 0.5) <= 4.0 / 3.0);
+  }
+  kprior::SplitMix64 a(9), b(9);
+  const auto ba = random_resized_crop(50, 60, 0.5, a), bb = random_resized_crop(50, 60, 0.5, b);
+  CHECK(ba.x == bb.x);
+  CHECK(ba.height == bb.height);
+
+  // Resampling the whole image at its own size returns its pixels, normalised; flipped, mirrored.
+  const auto img = kprior::testing::smooth_image(6, 6);
+  const ChannelStats unit{{0, 0, 0}, {1, 1, 1}};
+  std::vector<float> out(3 * 36), flipped(3 * 36);
+  resample(img, {0, 0, 6, 6, false}, 6, unit, out.data());
+  resample(img, {0, 0, 6, 6, true}, 6, unit, flipped.data());
+  for (int64_t c = 0; c < 3; ++c) {
+    for (int64_t y = 0; y < 6; ++y) {
+      for (int64_t x = 0; x < 6; ++x) {
+        CHECK(out[static_cast<size_t>(c * 36 + y * 6 + x)] == Approx(img.at(y, x, c) / 255.0).epsilon(1e-6));
+        CHECK(flipped[static_cast<size_t>(c * 36 + y * 6 + x)] == out[static_cast<size_t>(c * 36 + y * 6 + 5 - x)]);
+      }
+    }
+  }
+  // A flat image stays flat under any box, and is normalised with the channel statistics.
+  const auto flat = kprior::testing::flat_image(30, 20, 10, 128, 250);
+  const auto stats = imagenet_stats();
+  std::vector<float> f(3 * 16);
+  kprior::SplitMix64 r(1);
+  transform_image(flat, ImageTransform{4, true, 0.08, 1.0, stats}, r, f.data());
+  const int rgb[3] = {10, 128, 250};
+  for (int64_t c = 0; c < 3; ++c) {
+    for (int64_t k = 0; k < 16; ++k) {
+      CHECK(f[static_cast<size_t>(c * 16 + k)] == Approx((rgb[c] / 255.0 - stats.mean[c]) / stats.std[c]).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("JPEG trees: class-per-folder and TinyImageNet layouts, decoded in memory", "[datasets]") {
+  TempDir tmp;
+  const auto root = tmp.path() / "imagenet";
+  const auto names = kprior::testing::write_jpeg_tree(root.string(), 3, 2, 1, false);
+  const auto tree = scan_image_tree(root.string());
+  CHECK(tree.train.classes == names);
+  REQUIRE(tree.train.size() == 6);
+  REQUIRE(tree.val.size() == 3);
+  CHECK(tree.train.labels == std::vector<int64_t>{0, 0, 1, 1, 2, 2});
+  CHECK(tree.val.labels == std::vector<int64_t>{0, 1, 2});
+  const ChannelStats unit{{0, 0, 0}, {1, 1, 1}};
+  ImageTransform t{5, false, 0.08, 256.0 / 224.0, unit};
+  const auto d = load_image_list(tree.train, t, 0, 2);
+  REQUIRE(d.inputs.sizes() == torch::IntArrayRef({6, 3, 5, 5}));
+  CHECK(torch::equal(d.targets, torch::tensor({0, 0, 1, 1, 2, 2}, torch::kLong)));
+  for (int64_t i = 0; i < 6; ++i) {
+    const float g = kprior::testing::tree_gray(i / 2) / 255.0f;
+    CHECK((d.inputs[i] - g).abs().max().item<float>() < 1e-6);  // flat gray: exact
+  }
+
+  const auto tiny = tmp.path() / "tiny";
+  kprior::testing::write_jpeg_tree(tiny.string(), 4, 1, 2, true);
+  const auto t2 = scan_image_tree(tiny.string());
+  CHECK(t2.train.size() == 4);
+  REQUIRE(t2.val.size() == 8);
+  CHECK(t2.val.labels == std::vector<int64_t>{0, 0, 1, 1, 2, 2, 3, 3});
+  const auto v = load_image_list(t2.val, t, 0, 3);
+  CHECK((v.inputs[5] - kprior::testing::tree_gray(2) / 255.0f).abs().max().item<float>() < 1e-6);
+}
+
+TEST_CASE("JPEG trees: bad layouts are FileErrors naming the place", "[datasets]") {
+  TempDir tmp;
+  const auto root = tmp.path().string();
+  kprior::testing::write_jpeg_tree(root, 2, 1, 1, true);
+  const auto ann = tmp.file("val/val_annotations.txt");
+  SECTION("unknown class in the annotations") {
+    std::ofstream(ann) << "val_0.JPEG\tn99999999\t0\t0\t7\t7\n";
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("class 'n99999999' is not a training class"));
+  }
+  SECTION("annotated image missing") {
+    std::ofstream(ann) << "val_7.JPEG\tn00000001\t0\t0\t7\t7\n";
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("val_7.JPEG does not exist"));
+  }
+  SECTION("malformed annotation line") {
+    std::ofstream(ann) << "val_0.JPEG n00000001\n";
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("line 1"));
+  }
+  SECTION("class folder without images") {
+    std::filesystem::create_directories(tmp.path() / "train" / "n00000005");
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("n00000005: has no .JPEG/.jpg images"));
+  }
+  SECTION("val class folder that is not a training class") {
+    TempDir other;
+    kprior::testing::write_jpeg_tree(other.path().string(), 2, 1, 1, false);
+    std::filesystem::rename(other.path() / "val" / "n00000001", other.path() / "val" / "n00000009");
+    CHECK_THAT(file_error([&] { scan_image_tree(other.path().string()); }), Contains("is not a class of the training set"));
+  }
+  SECTION("no train folder") {
+    TempDir empty;
+    CHECK_THAT(file_error([&] { scan_image_tree(empty.path().string()); }), Contains("train: not found"));
+  }
+}
+
+TEST_CASE("ImageBatchLoader: epochs cover every image once, thread count and prefetch change nothing", "[datasets]") {
+  TempDir tmp;
+  const auto root = tmp.path().string();
+  // Non-flat images so that crops and flips show.
+  kprior::testing::write_jpeg_tree(root, 2, 5, 1, false);
+  auto tree = scan_image_tree(root);
+  for (size_t i = 0; i < tree.train.files.size(); ++i) {
+    write_jpeg(tree.train.files[i], kprior::testing::smooth_image(20 + static_cast<int64_t>(i), 24));
+  }
+  ImageTransform aug{8, true, 0.3, 1.0, imagenet_stats()};
+  ImageBatchLoader one(tree.train, aug, 4, true, 11, 1);
+  ImageBatchLoader three(tree.train, aug, 4, true, 11, 3);
+  REQUIRE(one.num_batches() == 3);
+  std::vector<torch::Tensor> epoch0;
+  for (int64_t e = 0; e < 2; ++e) {
+    one.set_epoch(e);
+    three.set_epoch(e);
+    std::set<int64_t> seen;
+    for (int64_t b = 0; b < one.num_batches(); ++b) {
+      const auto x = one.batch(b), y = three.batch(b);
+      CHECK(torch::equal(x.inputs, y.inputs));
+      CHECK(torch::equal(x.indices, y.indices));
+      CHECK(x.inputs.size(1) == 3);
+      for (int64_t k = 0; k < x.indices.size(0); ++k) {
+        const int64_t i = x.indices[k].item<int64_t>();
+        CHECK(seen.insert(i).second);
+        CHECK(x.targets[k].item<int64_t>() == tree.train.labels[static_cast<size_t>(i)]);
+      }
+      if (e == 0) epoch0.push_back(x.inputs);
+    }
+    CHECK(seen.size() == 10);
+  }
+  // Out-of-order access (no prefetch hit) gives the same batch; a new epoch new crops.
+  one.set_epoch(0);
+  CHECK(torch::equal(one.batch(2).inputs, epoch0[2]));
+  CHECK(torch::equal(one.batch(1).inputs, epoch0[1]));
+  // Unshuffled: the same images in every epoch, new crops and flips; without augmentation
+  // the batches are the rows of load_image_list.
+  ImageBatchLoader fixed(tree.train, aug, 4, false, 11, 2);
+  const auto crops0 = fixed.batch(0).inputs;
+  fixed.set_epoch(1);
+  CHECK_FALSE(torch::equal(fixed.batch(0).inputs, crops0));
+  ImageTransform test_t = aug;
+  test_t.augment = false;
+  ImageBatchLoader eval(tree.train, test_t, 4, false, 11, 2);
+  CHECK(torch::equal(eval.batch(1).inputs, load_image_list(tree.train, test_t, 0, 1).inputs.slice(0, 4, 8)));
+  // A decoding error surfaces as the file's FileError.
+  std::ofstream(tree.train.files[3]) << "broken";
+  ImageBatchLoader plain(tree.train, aug, 10, false, 0, 2);
+  CHECK_THAT(file_error([&] { plain.batch(0); }), Contains(tree.train.files[3]));
+}
+
+TEST_CASE("split-tinyimagenet and split-imagenet from JPEG trees", "[datasets]") {
+  TempDir tmp;
+  kprior::testing::write_jpeg_tree((tmp.path() / "tiny-imagenet-200").string(), 20, 2, 1, true);
+  const auto tiny = make_benchmark("split-tinyimagenet", tmp.path().string(), 0);
+  REQUIRE(tiny.size() == 10);
+  CHECK(tiny.num_outputs == 20);
+  CHECK(tiny.tasks[3].classes == std::vector<int64_t>{6, 7});
+  CHECK(tiny.tasks[3].train.inputs.sizes() == torch::IntArrayRef({4, 3, 64, 64}));
+  CHECK(tiny.tasks[3].test.size() == 2);
+  const auto stats = imagenet_stats();
+  const double g = kprior::testing::tree_gray(7) / 255.0;
+  CHECK(tiny.tasks[3].test.inputs[1][2][10][20].item<float>() == Approx((g - stats.mean[2]) / stats.std[2]).margin(1e-5));
+
+  const auto root = tmp.path() / "imagenet";
+  kprior::testing::write_jpeg_tree(root.string(), 30, 1, 1, false);
+  const auto seq = make_benchmark("split-imagenet", root.string(), 0);
+  REQUIRE(seq.size() == 10);
+  CHECK(seq.num_outputs == 30);
+  const auto order = kprior::random_permutation(30, imagenet_class_order_seed());
+  for (int64_t t = 0; t < 10; ++t) {
+    CHECK(seq.tasks[t].classes == std::vector<int64_t>(order.begin() + 3 * t, order.begin() + 3 * t + 3));
+    for (int64_t i = 0; i < seq.tasks[t].test.size(); ++i) {
+      const auto y = seq.tasks[t].test.targets[i].item<int64_t>();
+      CHECK(std::find(seq.tasks[t].classes.begin(), seq.tasks[t].classes.end(), y) != seq.tasks[t].classes.end());
+    }
+  }
+  CHECK(seq.tasks[0].train.inputs.sizes() == torch::IntArrayRef({3, 3, 224, 224}));
+  std::vector<int64_t> identity(30);
+  std::iota(identity.begin(), identity.end(), 0);
+  CHECK(order != identity);  // the classes really are shuffled
+
+  TempDir odd;
+  kprior::testing::write_jpeg_tree((odd.path() / "imagenet").string(), 7, 1, 1, false);
+  CHECK_THAT(file_error([&] { make_benchmark("split-imagenet", odd.path().string(), 0); }), Contains("cannot form 10 tasks"));
+}
+
+TEST_CASE("split-cifar and split-cifar100 task sequences", "[datasets]") {
+  TempDir tmp;
+  kprior::testing::write_cifar10_fixture(tmp.path().string(), 1);
+  kprior::testing::write_cifar100_fixture(tmp.path().string(), 2);
+  const auto seq = make_benchmark("split-cifar", tmp.path().string(), 0);
+  REQUIRE(seq.size() == 6);
+  CHECK(seq.num_outputs == 60);
+  CHECK(seq.multi_head);
+  CHECK(seq.tasks[0].classes == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(seq.tasks[0].train.size() == 50);  // 5 batches x 10 records
+  for (int64_t t = 1; t < 6; ++t) {
+    CHECK(seq.tasks[t].classes.front() == 10 * t);
+    CHECK(seq.tasks[t].train.size() == 20);  // 10 CIFAR-100 classes x 2
+    CHECK(seq.tasks[t].test.size() == 20);
+  }
+  // Task 2 (index 1) is CIFAR-100 fine classes 0..9; its first training example is record 0
+  // of train.bin (fine class 0), normalised with CIFAR-100's statistics.
+  const auto s100 = cifar100_stats();
+  const double p = cifar_pixel(0, 0, 1) / 255.0;
+  CHECK(seq.tasks[1].train.targets[0].item<int64_t>() == 10);
+  CHECK(seq.tasks[1].train.inputs[0][0][0][0].item<float>() == Approx((p - s100.mean[0]) / s100.std[0]).epsilon(1e-5));
+  const auto c100 = make_benchmark("split-cifar100", tmp.path().string(), 0);
+  CHECK(c100.size() == 10);
+  CHECK(c100.num_outputs == 100);
+  CHECK(c100.tasks[9].classes.back() == 99);
+}
+
+// ---- models by name ----------------------------------------------------------------------
+
+#include "kprior/linearize/linearize.h"
+#include "kprior/nn/models.h"
+#include "kprior/regularize/factory.h"
+#include "kprior/train/continual_learner.h"
+
+TEST_CASE("models by name: shapes checked, ResNet-18 trains with forward-only methods", "[datasets]") {
+  using namespace kprior;
+  CHECK(nn::parse_model("cifarnet") == nn::ModelKind::CifarNet);
+  CHECK_THROWS_AS(nn::parse_model("vgg"), UsageError);
+  CHECK_THROWS_WITH(nn::make_model(nn::ModelKind::CifarNet, {3, 64, 64}, 10), Contains("[C, 32, 32]"));
+  CHECK_THROWS_WITH(nn::make_model(nn::ModelKind::LeNet5, {784}, 10), Contains("[C, 28, 28]"));
+  CHECK(nn::make_model(nn::ModelKind::CifarNet, {3, 32, 32}, 60)->forward(torch::zeros({2, 3, 32, 32})).sizes() ==
+        torch::IntArrayRef({2, 60}));
+  CHECK(nn::make_model(nn::ModelKind::MLP, {1, 28, 28}, 10, {7})->parameters().front().sizes() == torch::IntArrayRef({7, 784}));
+  CHECK(nn::linearizable(nn::ModelKind::CifarNet));
+  CHECK_FALSE(nn::linearizable(nn::ModelKind::ResNet18));
+
+  torch::manual_seed(0);
+  auto resnet = nn::make_model(nn::ModelKind::ResNet18, {3, 8, 8}, 4);
+  CHECK(resnet->parameters().size() == 62);  // torchvision's ResNet-18 has 62 parameter tensors
+  // Linearizing it is refused with a message, not a wrong answer.
+  CHECK_THROWS_WITH(linearize::curvature_diagonal(*resnet, torch::zeros({2, 3, 8, 8}), {}, {0, 1}, linearize::Curvature::GGN),
+                    Contains("resnet18 has no layer tape"));
+  auto fromp = regularize::make_regularizers("fromp", {});
+  CHECK(fromp.front()->needs_linearization());
+  CHECK_FALSE(regularize::make_regularizers("replay", {}).front()->needs_linearization());
+
+  // Two tiny tasks with replay: trains (BatchNorm in train mode), evaluates in eval mode.
+  auto x = torch::randn({16, 3, 8, 8});
+  auto y = torch::arange(16, torch::kLong) % 4;
+  const auto seq = make_split_sequence("tiny", {x, y}, {x, y}, consecutive_groups(4, 2), 4);
+  train::ContinualLearner learner(resnet, regularize::make_regularizers("replay", {}),
+                                  train::LearnerOptions().optimizer(train::OptimizerKind::Adam).epochs(1).batch_size(8)
+                                      .memory_per_task(2).selection(memory::Selection::Random));
+  const auto r = train::run_sequence(learner, seq);
+  CHECK(learner.tasks_observed() == 2);
+  CHECK(learner.memory().size() == 2);
+  CHECK(r.task_incremental.has(1, 0));
+  CHECK(std::isfinite(r.nll));
 }

@@ -1,9 +1,16 @@
 #include "kprior/data/benchmarks.h"
 
+#include <torch/torch.h>
+
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "kprior/core/error.h"
+#include "kprior/core/random.h"
+#include "kprior/data/cifar.h"
 #include "kprior/data/dataset.h"
+#include "kprior/data/image_loader.h"
 
 namespace kprior::data {
 namespace {
@@ -17,9 +24,74 @@ std::string resolve_dir(const std::string& data_dir, const std::string& bundled)
   return (fs::path(data_dir) / bundled).string();
 }
 
+// CIFAR-10 (classes 0–9) followed by CIFAR-100's fine classes 0..49 as classes 10..59.
+std::pair<Dataset, Dataset> cifar10_then_cifar100(const std::string& data_dir) {
+  const auto dir10 = find_cifar10_dir(data_dir);
+  const auto dir100 = find_cifar100_dir(data_dir);
+  std::vector<int64_t> first50(50);
+  for (int64_t c = 0; c < 50; ++c) first50[static_cast<size_t>(c)] = c;
+  auto join = [&](Split split) {
+    const Dataset a = load_cifar10(dir10, split);
+    const Dataset b = load_cifar100(dir100, split).with_classes(first50);
+    return Dataset{torch::cat({a.inputs, b.inputs}), torch::cat({a.targets, b.targets + 10})};
+  };
+  Dataset train = join(Split::Train);
+  return {std::move(train), join(Split::Test)};
+}
+
+// The root of a JPEG tree (holding train/ and val/): data_dir itself or data_dir/<name>.
+std::string find_image_root(const std::string& data_dir, const std::vector<std::string>& names) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(fs::path(data_dir) / "train")) return data_dir;
+  for (const auto& n : names) {
+    if (fs::is_directory(fs::path(data_dir) / n / "train")) return (fs::path(data_dir) / n).string();
+  }
+  throw FileError((fs::path(data_dir) / names.front()).string(),
+                  "not found: expected a folder with train/<class>/*.JPEG and val/ there or in " + data_dir);
+}
+
+// A JPEG tree in memory at the test pipeline's resolution, split into 10 tasks of C/10
+// classes (the class order permuted with `order_seed` unless it is 0).
+TaskSequence image_tree_sequence(const std::string& name, const std::string& root, int64_t size,
+                                 double resize_ratio, uint64_t order_seed) {
+  const ImageTree tree = scan_image_tree(root);
+  const auto classes = static_cast<int64_t>(tree.train.classes.size());
+  if (classes % 10 != 0) {
+    throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size");
+  }
+  // Everything is decoded into float32 tensors; refuse what cannot fit rather than swap.
+  const double bytes = static_cast<double>(tree.train.size() + tree.val.size()) * 3.0 * static_cast<double>(size * size) * 4.0;
+  const double ram = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (bytes > 0.4 * ram) {
+    throw UsageError(name + ": " + std::to_string(tree.train.size() + tree.val.size()) + " images at " + std::to_string(size) +
+                     "x" + std::to_string(size) + " need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
+                     " GB as float tensors, more than this machine holds; kprior-run keeps a task sequence in "
+                     "memory (training streamed from the JPEG files is not implemented yet)");
+  }
+  ImageTransform t;
+  t.size = size;
+  t.augment = false;
+  t.resize_ratio = resize_ratio;
+  t.stats = imagenet_stats();
+  const Dataset train = load_image_list(tree.train, t);
+  const Dataset test = load_image_list(tree.val, t);
+  std::vector<int64_t> order(static_cast<size_t>(classes));
+  for (int64_t c = 0; c < classes; ++c) order[static_cast<size_t>(c)] = c;
+  if (order_seed != 0) order = random_permutation(classes, order_seed);
+  const int64_t per_task = classes / 10;
+  std::vector<std::vector<int64_t>> groups;
+  for (int64_t g = 0; g < 10; ++g) groups.emplace_back(order.begin() + g * per_task, order.begin() + (g + 1) * per_task);
+  return make_split_sequence(name, train, test, groups, classes);
+}
+
 }  // namespace
 
-std::vector<std::string> benchmark_names() { return {"split-mnist", "permuted-mnist", "split-fashion"}; }
+std::vector<std::string> benchmark_names() {
+  return {"split-mnist", "permuted-mnist", "split-fashion", "split-cifar", "split-cifar100", "split-tinyimagenet",
+          "split-imagenet"};
+}
+
+uint64_t imagenet_class_order_seed() { return 1993; }
 
 TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, uint64_t seed) {
   if (name == "split-mnist" || name == "split-fashion") {
@@ -33,6 +105,27 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
     const Dataset train = load_mnist_dir(dir, Split::Train);
     const Dataset test = load_mnist_dir(dir, Split::Test);
     return make_permuted_sequence(name, train, test, 10, seed);
+  }
+  if (name == "split-cifar") {
+    // As published (Zenke et al. 2017; FROMP, METHODS.md §4): CIFAR-10 as task 1, then 5
+    // tasks of 10 CIFAR-100 classes; one 60-wide output layer, 6 heads of 10 columns.
+    const auto [train, test] = cifar10_then_cifar100(data_dir);
+    return make_split_sequence(name, train, test, consecutive_groups(60, 10), 60);
+  }
+  if (name == "split-cifar100") {
+    const auto dir = find_cifar100_dir(data_dir);
+    const Dataset train = load_cifar100(dir, Split::Train);
+    const Dataset test = load_cifar100(dir, Split::Test);
+    return make_split_sequence(name, train, test, consecutive_groups(100, 10), 100);
+  }
+  if (name == "split-tinyimagenet") {
+    // 64x64 images kept at their size (the test pipeline's centre crop is the whole image).
+    const auto root = find_image_root(data_dir, {"tiny-imagenet-200", "tinyimagenet"});
+    return image_tree_sequence(name, root, 64, 1.0, 0);
+  }
+  if (name == "split-imagenet") {
+    const auto root = find_image_root(data_dir, {"imagenet", "ILSVRC2012"});
+    return image_tree_sequence(name, root, 224, 256.0 / 224.0, imagenet_class_order_seed());
   }
   std::string known;
   for (const auto& n : benchmark_names()) known += (known.empty() ? "" : ", ") + n;

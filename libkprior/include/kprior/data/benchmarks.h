@@ -1,5 +1,5 @@
 #pragma once
-// The named task sequences of kprior-run, built from MNIST-layout IDX files.
+// The named task sequences of kprior-run, built from the datasets' standard files.
 #include <string>
 #include <vector>
 
@@ -14,10 +14,32 @@ std::vector<std::string> benchmark_names();
 ///   split-mnist     5 tasks {0,1},{2,3},...,{8,9} of MNIST, one 2-way head per task;
 ///   permuted-mnist  10 tasks of MNIST under seeded pixel permutations (task 0 unpermuted),
 ///                   one shared 10-way head;
-///   split-fashion   5 two-class tasks of Fashion-MNIST, as split-mnist.
-/// `data_dir` either holds the IDX files itself (e.g. the full MNIST) or the bundled layout
-/// (data_dir/mnist10k, data_dir/fashion-mnist). Throws UsageError for an unknown name and
-/// FileError when the files are missing or invalid.
+///   split-fashion   5 two-class tasks of Fashion-MNIST, as split-mnist;
+///   split-cifar     CIFAR-10 (task 1, classes 0–9), then 5 tasks of 10 CIFAR-100 classes: the
+///                   fine classes 0–49 in label order, as global classes 10–59; 60 outputs,
+///                   6 heads of 10 (the published split CIFAR, METHODS.md §4);
+///                   CIFAR-10 normalised by its own channel statistics, CIFAR-100 by its own;
+///   split-cifar100  10 tasks of 10 consecutive CIFAR-100 fine classes, 100 outputs;
+///   split-tinyimagenet  10 tasks of 20 consecutive classes (C/10 for a tree of C classes),
+///                   64x64 images, C outputs;
+///   split-imagenet  10 tasks of 100 classes (C/10), the class order shuffled with
+///                   random_permutation(C, imagenet_class_order_seed()), images resized to
+///                   256 and centre-cropped to 224; task-incremental heads as for the others.
+/// The two JPEG trees (image_folder.h) are decoded once, at the test pipeline's resolution,
+/// into memory, normalised with the ImageNet statistics (no augmentation), and refused with
+/// a UsageError when they would take more than 40% of the machine's memory: full ImageNet
+/// needs training streamed from the files (ImageBatchLoader), which the learner cannot yet
+/// consume.
+/// MNIST family: `data_dir` either holds the IDX files itself (e.g. the full MNIST) or the
+/// bundled layout (data_dir/mnist10k, data_dir/fashion-mnist). CIFAR: see find_cifar10_dir
+/// and find_cifar100_dir (data_dir/cifar-10-batches-bin, data_dir/cifar-100-binary).
+/// TinyImageNet / ImageNet: data_dir itself when it has train/, else
+/// data_dir/tiny-imagenet-200 (or tinyimagenet), data_dir/imagenet (or ILSVRC2012).
+/// Throws UsageError for an unknown name and FileError when the files are missing or invalid.
+/// The seed of split-imagenet's class order: 1993 (fixed, so every run and seed sees the same
+/// tasks; the order is our SplitMix64 shuffle, not the numpy order of iCaRL's seed 1993).
+uint64_t imagenet_class_order_seed();
+
 TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, uint64_t seed);
 
 }  // namespace kprior::data

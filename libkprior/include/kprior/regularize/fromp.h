@@ -21,6 +21,7 @@ class FROMP : public Regularizer {
   explicit FROMP(FROMPOptions options = {}) : options_(options) {}
   bool needs_memory() const override { return true; }
   bool needs_variances() const override { return true; }
+  bool needs_linearization() const override { return true; }
   std::string name() const override { return "fromp"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;

@@ -1,0 +1,113 @@
+#include "kprior/data/image_folder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "kprior/core/error.h"
+
+namespace kprior::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_jpeg_name(const fs::path& p) {
+  auto ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpeg" || ext == ".jpg";
+}
+
+std::vector<std::string> jpegs_under(const fs::path& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file() && is_jpeg_name(e.path())) files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+ImageList ImageList::with_classes(const std::vector<int64_t>& keep) const {
+  const std::set<int64_t> wanted(keep.begin(), keep.end());
+  ImageList out{classes, {}, {}};
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (wanted.count(labels[i]) != 0) {
+      out.files.push_back(files[i]);
+      out.labels.push_back(labels[i]);
+    }
+  }
+  return out;
+}
+
+ImageList scan_image_folder(const std::string& dir, const std::vector<std::string>* classes) {
+  if (!fs::is_directory(dir)) throw FileError(dir, "not found (expected a folder with one subfolder per class)");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_directory()) names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  if (names.empty()) throw FileError(dir, "has no class folders");
+  ImageList list;
+  list.classes = classes != nullptr ? *classes : names;
+  std::map<std::string, int64_t> id;
+  for (size_t c = 0; c < list.classes.size(); ++c) id[list.classes[c]] = static_cast<int64_t>(c);
+  for (const auto& name : names) {
+    const auto it = id.find(name);
+    if (it == id.end()) throw FileError((fs::path(dir) / name).string(), "is not a class of the training set");
+    const auto files = jpegs_under(fs::path(dir) / name);
+    if (files.empty()) throw FileError((fs::path(dir) / name).string(), "has no .JPEG/.jpg images");
+    for (const auto& f : files) {
+      list.files.push_back(f);
+      list.labels.push_back(it->second);
+    }
+  }
+  return list;
+}
+
+ImageList scan_tinyimagenet_val(const std::string& val_dir, const std::vector<std::string>& classes) {
+  const auto annotations = (fs::path(val_dir) / "val_annotations.txt").string();
+  std::ifstream in(annotations);
+  if (!in) throw FileError(annotations, "not found");
+  std::map<std::string, int64_t> id;
+  for (size_t c = 0; c < classes.size(); ++c) id[classes[c]] = static_cast<int64_t>(c);
+  ImageList list{classes, {}, {}};
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty() || line == "\r") continue;
+    std::stringstream fields(line);
+    std::string file, wnid;
+    if (!std::getline(fields, file, '\t') || !std::getline(fields, wnid, '\t') || file.empty() || wnid.empty()) {
+      throw FileError(annotations, "line " + std::to_string(n) + " is not 'file<TAB>class<TAB>...'");
+    }
+    if (!wnid.empty() && wnid.back() == '\r') wnid.pop_back();
+    const auto it = id.find(wnid);
+    if (it == id.end()) {
+      throw FileError(annotations, "line " + std::to_string(n) + ": class '" + wnid + "' is not a training class");
+    }
+    const auto path = (fs::path(val_dir) / "images" / file).string();
+    if (!fs::exists(path)) throw FileError(annotations, "line " + std::to_string(n) + ": " + path + " does not exist");
+    list.files.push_back(path);
+    list.labels.push_back(it->second);
+  }
+  if (list.files.empty()) throw FileError(annotations, "lists no images");
+  return list;
+}
+
+ImageTree scan_image_tree(const std::string& root) {
+  ImageTree tree;
+  tree.train = scan_image_folder((fs::path(root) / "train").string());
+  const auto val = fs::path(root) / "val";
+  if (fs::exists(val / "val_annotations.txt")) {
+    tree.val = scan_tinyimagenet_val(val.string(), tree.train.classes);
+  } else {
+    tree.val = scan_image_folder(val.string(), &tree.train.classes);
+  }
+  return tree;
+}
+
+}  // namespace kprior::data

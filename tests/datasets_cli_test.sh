@@ -1,0 +1,36 @@
+#!/bin/sh
+# kprior-run on the image benchmarks, end to end on tiny fixtures written in the real formats:
+# split-cifar (CIFAR-10 + CIFAR-100 binary files, CifarNet, FROMP with IVON) and split-tinyimagenet (a
+# JPEG tree in TinyImageNet's layout); model/method combinations that cannot work are refused.
+# Usage: datasets_cli_test.sh BIN_DIR FIXTURE_WRITER SCRATCH_DIR
+set -u
+bin=$1/kprior-run
+writer=$2
+scratch=$3
+. "$(dirname "$0")/cli_expect.sh"
+rm -rf "$scratch"
+mkdir -p "$scratch"
+"$writer" cifar "$scratch/data" || { echo "FAIL: fixture writer (cifar)"; exit 1; }
+"$writer" tiny "$scratch/data" || { echo "FAIL: fixture writer (tiny)"; exit 1; }
+common="--data-dir $scratch/data --epochs 1 --batch-size 32 --threads 1"
+# FROMP with IVON: the kernels linearize CifarNet at every boundary (IVON's posterior spares
+# the Laplace GGN pass that Adam would need, which triples this test's time).
+expect 0 "split-cifar (6 tasks), method fromp, optimizer ivon.*cifarnet (60 outputs)" -- "$bin" --tasks split-cifar $common \
+  --optimizer ivon --memory-per-task 4 --out "$scratch/cifar"
+for f in results.json accuracy_matrix.csv checkpoint.h5; do
+  [ -s "$scratch/cifar/$f" ] || { echo "FAIL: split-cifar: $f not written"; fail=1; }
+done
+[ "$(wc -l < "$scratch/cifar/accuracy_matrix.csv")" -eq 7 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 6 rows"; fail=1; }
+grep -q '"model": "cifarnet"' "$scratch/cifar/results.json" || { echo "FAIL: results.json lacks the model"; fail=1; }
+grep -q '"epochs": 1' "$scratch/cifar/results.json" || { echo "FAIL: results.json lacks the epochs given"; fail=1; }
+expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bin" --tasks split-tinyimagenet $common \
+  --model mlp --hidden 16 --method replay --memory-per-task 2 --out "$scratch/tiny"
+[ -s "$scratch/tiny/results.json" ] || { echo "FAIL: split-tinyimagenet: results.json not written"; fail=1; }
+expect 2 "method fromp needs Jacobians, which --model resnet18 cannot give" -- "$bin" --tasks split-cifar $common --model resnet18
+expect 2 "select mpe needs predictive variances" -- "$bin" --tasks split-cifar $common --model resnet18 --method replay --select mpe
+expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar $common --model lenet5 --out "$scratch/lenet"
+expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $common --hidden 10
+expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg
+expect 1 "cifar-100-binary: not found" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/missing"
+[ $fail -eq 0 ] && echo "kprior-run image datasets: all checks passed"
+exit $fail

@@ -1,0 +1,27 @@
+// Writes a tiny dataset in a real on-disk format, for the command-line tests:
+//   make_dataset_fixture cifar DIR   CIFAR-10 (1 record per class per batch) and CIFAR-100
+//                                    (1 per class) under DIR/cifar-10-batches-bin, DIR/cifar-100-binary
+//   make_dataset_fixture tiny DIR    a TinyImageNet-layout JPEG tree of 20 classes (2 training
+//                                    and 1 validation image each) in DIR/tiny-imagenet-200
+#include <cstdio>
+#include <string>
+
+#include "dataset_fixtures.h"
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: make_dataset_fixture cifar|tiny DIR\n");
+    return 2;
+  }
+  const std::string kind = argv[1], dir = argv[2];
+  if (kind == "cifar") {
+    kprior::testing::write_cifar10_fixture(dir, 1);
+    kprior::testing::write_cifar100_fixture(dir, 1);
+  } else if (kind == "tiny") {
+    kprior::testing::write_jpeg_tree(dir + "/tiny-imagenet-200", 20, 2, 1, true, 16);
+  } else {
+    std::fprintf(stderr, "make_dataset_fixture: unknown kind '%s'\n", kind.c_str());
+    return 2;
+  }
+  return 0;
+}
