@@ -203,11 +203,13 @@ int main(int argc, char** argv) {
   std::string fisher = "ggn";
   cli.add_option("--tasks", tasks,
                  "task sequence: split-mnist, permuted-mnist, split-fashion, split-cifar\n"
-                 "(CIFAR-10 then 5x10 CIFAR-100 classes), split-cifar100")->capture_default_str();
+                 "(CIFAR-10 then 5x10 CIFAR-100 classes), split-cifar100, split-tinyimagenet,\n"
+                 "split-imagenet (JPEG trees, training streamed from the files)")->capture_default_str();
   std::string model_name;
   cli.add_option("--model", model_name,
                  "mlp, lenet5, cifarnet or resnet18 (default: the benchmark's: mlp for the\n"
-                 "MNIST family, cifarnet for split-cifar and split-cifar100)");
+                 "MNIST family, cifarnet for split-cifar and split-cifar100, resnet18 for\n"
+                 "split-tinyimagenet and split-imagenet)");
   cli.add_option("--method", method,
                  "finetune, ewc, fromp, replay, kprior, ewc+fr+replay, ivon-prior, a\n"
                  "comma-separated combination (e.g. ewc,fromp,replay), or joint (all\n"
@@ -246,7 +248,8 @@ int main(int argc, char** argv) {
   cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")->capture_default_str();
   cli.add_option("--seeds", seeds, "number of seeds to run (seed, seed+1, ...); mean ± std reported")->capture_default_str();
   cli.add_option("--data-dir", data_dir, "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files;\n"
-                 "for CIFAR the folder holding cifar-10-batches-bin/ and cifar-100-binary/")->capture_default_str();
+                 "for CIFAR the folder holding cifar-10-batches-bin/ and cifar-100-binary/, for\n"
+                 "the JPEG trees the one holding tiny-imagenet-200/ or imagenet/ (README)")->capture_default_str();
   cli.add_option("--out", out_dir, "output folder")->capture_default_str();
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   cli.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();

@@ -521,6 +521,18 @@ TEST_CASE("split-tinyimagenet and split-imagenet from JPEG trees", "[datasets]")
   const auto stats = imagenet_stats();
   const double g = kprior::testing::tree_gray(7) / 255.0;
   CHECK(tiny.tasks[3].test.inputs[1][2][10][20].item<float>() == Approx((g - stats.mean[2]) / stats.std[2]).margin(1e-5));
+  // Training is streamed from the files: all of the task's images, augmented, on the CPU.
+  REQUIRE(tiny.tasks[3].train_stream);
+  CHECK(tiny.tasks[3].train_size() == 4);
+  auto stream = tiny.tasks[3].train_stream(3, 5);
+  CHECK(stream->size() == 4);
+  REQUIRE(stream->num_batches() == 2);
+  const auto batch = stream->batch(1);
+  CHECK(batch.inputs.sizes() == torch::IntArrayRef({1, 3, 64, 64}));
+  const auto label = batch.targets[0].item<int64_t>();
+  CHECK((label == 6 || label == 7));
+  const double gl = kprior::testing::tree_gray(label) / 255.0;  // flat images stay flat under any crop
+  CHECK(batch.inputs[0][0][5][50].item<float>() == Approx((gl - stats.mean[0]) / stats.std[0]).margin(1e-5));
 
   const auto root = tmp.path() / "imagenet";
   kprior::testing::write_jpeg_tree(root.string(), 30, 1, 1, false);
@@ -613,4 +625,34 @@ TEST_CASE("models by name: shapes checked, ResNet-18 trains with forward-only me
   CHECK(learner.memory().size() == 2);
   CHECK(r.task_incremental.has(1, 0));
   CHECK(std::isfinite(r.nll));
+}
+
+TEST_CASE("a streamed task trains exactly as the same data in memory", "[datasets]") {
+  using namespace kprior;
+  torch::manual_seed(1);
+  const auto x = torch::randn({40, 6});
+  const auto y = torch::arange(40, torch::kLong) % 2;
+  const data::Dataset full{x, y};
+  data::Task in_memory{0, "t", full, full, {0, 1}};
+  // Streamed: the same batches come from the stream; `train` is only a small sample.
+  data::Task streamed{0, "t", full.subset(torch::arange(4)), full, {0, 1}};
+  streamed.streamed_examples = full.size();
+  streamed.train_stream = [full](int64_t batch_size, uint64_t seed) -> std::unique_ptr<data::BatchSource> {
+    return std::make_unique<data::DatasetSource>(data::BatchLoader(full, batch_size, true, seed));
+  };
+  CHECK(streamed.train_size() == 40);
+  auto run = [](const data::Task& task) {
+    torch::manual_seed(0);
+    auto model = nn::make_model(nn::ModelKind::MLP, {6}, 2, {5});
+    // IVON: its ess must be the task's full size, N = 40, not the sample's.
+    train::ContinualLearner learner(model, regularize::make_regularizers("finetune", {}),
+                                    train::LearnerOptions().optimizer(train::OptimizerKind::IVON).epochs(2).batch_size(8));
+    learner.observe(task);
+    return torch::cat({model->parameters()[0].flatten(), model->parameters()[2].flatten()});
+  };
+  const auto a = run(in_memory), b = run(streamed);
+  CHECK(torch::equal(a, b));
+  // A different ess would have given other weights (the test can fail).
+  streamed.streamed_examples = 4;
+  CHECK_FALSE(torch::equal(a, run(streamed)));
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 #include "kprior/core/error.h"
 #include "kprior/core/random.h"
@@ -50,8 +51,23 @@ std::string find_image_root(const std::string& data_dir, const std::vector<std::
                   "not found: expected a folder with train/<class>/*.JPEG and val/ there or in " + data_dir);
 }
 
-// A JPEG tree in memory at the test pipeline's resolution, split into 10 tasks of C/10
-// classes (the class order permuted with `order_seed` unless it is 0).
+// The first `per_class` images of each class, in the list's order.
+ImageList first_per_class(const ImageList& list, int64_t per_class) {
+  std::map<int64_t, int64_t> count;
+  ImageList out{list.classes, {}, {}};
+  for (size_t i = 0; i < list.files.size(); ++i) {
+    if (count[list.labels[i]]++ < per_class) {
+      out.files.push_back(list.files[i]);
+      out.labels.push_back(list.labels[i]);
+    }
+  }
+  return out;
+}
+
+// A JPEG tree as 10 tasks of C/10 classes (the class order permuted with `order_seed` unless
+// it is 0). Training batches are streamed from the files with the training pipeline
+// (random-resized-crop, flip); in memory, at the test pipeline's resolution: the val set and
+// a boundary sample of kBoundarySamplePerClass training images per class.
 TaskSequence image_tree_sequence(const std::string& name, const std::string& root, int64_t size,
                                  double resize_ratio, uint64_t order_seed) {
   const ImageTree tree = scan_image_tree(root);
@@ -59,29 +75,40 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
   if (classes % 10 != 0) {
     throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size");
   }
-  // Everything is decoded into float32 tensors; refuse what cannot fit rather than swap.
-  const double bytes = static_cast<double>(tree.train.size() + tree.val.size()) * 3.0 * static_cast<double>(size * size) * 4.0;
+  const ImageList sample = first_per_class(tree.train, kBoundarySamplePerClass);
+  // What stays in memory as float32 tensors; refuse what cannot fit rather than swap.
+  const int64_t kept = sample.size() + tree.val.size();
+  const double bytes = static_cast<double>(kept) * 3.0 * static_cast<double>(size * size) * 4.0;
   const double ram = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
   if (bytes > 0.4 * ram) {
-    throw UsageError(name + ": " + std::to_string(tree.train.size() + tree.val.size()) + " images at " + std::to_string(size) +
-                     "x" + std::to_string(size) + " need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
-                     " GB as float tensors, more than this machine holds; kprior-run keeps a task sequence in "
-                     "memory (training streamed from the JPEG files is not implemented yet)");
+    throw UsageError(name + ": the val set and the boundary sample (" + std::to_string(kept) + " images at " +
+                     std::to_string(size) + "x" + std::to_string(size) + ") need " +
+                     std::to_string(static_cast<int64_t>(bytes / 1e9)) +
+                     " GB in memory, more than 40% of this machine's memory");
   }
-  ImageTransform t;
-  t.size = size;
-  t.augment = false;
-  t.resize_ratio = resize_ratio;
-  t.stats = imagenet_stats();
-  const Dataset train = load_image_list(tree.train, t);
-  const Dataset test = load_image_list(tree.val, t);
+  ImageTransform test_pipeline;
+  test_pipeline.size = size;
+  test_pipeline.augment = false;
+  test_pipeline.resize_ratio = resize_ratio;
+  test_pipeline.stats = imagenet_stats();
   std::vector<int64_t> order(static_cast<size_t>(classes));
   for (int64_t c = 0; c < classes; ++c) order[static_cast<size_t>(c)] = c;
   if (order_seed != 0) order = random_permutation(classes, order_seed);
   const int64_t per_task = classes / 10;
   std::vector<std::vector<int64_t>> groups;
   for (int64_t g = 0; g < 10; ++g) groups.emplace_back(order.begin() + g * per_task, order.begin() + (g + 1) * per_task);
-  return make_split_sequence(name, train, test, groups, classes);
+  auto seq = make_split_sequence(name, load_image_list(sample, test_pipeline), load_image_list(tree.val, test_pipeline),
+                                 groups, classes);
+  ImageTransform train_pipeline = test_pipeline;
+  train_pipeline.augment = true;
+  for (auto& task : seq.tasks) {
+    const ImageList files = tree.train.with_classes(task.classes);
+    task.streamed_examples = files.size();
+    task.train_stream = [files, train_pipeline](int64_t batch_size, uint64_t seed) -> std::unique_ptr<BatchSource> {
+      return std::make_unique<ImageBatchLoader>(files, train_pipeline, batch_size, true, seed, 0);
+    };
+  }
+  return seq;
 }
 
 }  // namespace

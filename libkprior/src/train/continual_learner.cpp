@@ -113,7 +113,7 @@ torch::Tensor ContinualLearner::loss(const data::Task& task, const torch::Tensor
   auto total = torch::nn::functional::cross_entropy(data::head_logits(task, model_->forward(x)),
                                                     data::head_targets(task, y));
   for (auto& r : regs_) {
-    auto p = r->penalty(*model_, task.train.size());
+    auto p = r->penalty(*model_, task.train_size());
     if (p.defined()) total = total + p;
   }
   return total;
@@ -150,17 +150,22 @@ void ContinualLearner::set_ess(double n) {
   }
 }
 
-double ContinualLearner::run_epochs(int64_t task_id, const data::Dataset& data,
+double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
                                     const std::function<torch::Tensor(const data::Batch&)>& loss_of) {
   const auto start = Clock::now();
-  data::BatchLoader loader(data, options_.batch_size(), true,
-                           mix_seed(options_.seed(), static_cast<uint64_t>(task_id)));
+  const auto device = model_->parameters().front().device();
   model_->train();
   for (int64_t e = 0; e < options_.epochs(); ++e) {
-    loader.set_epoch(e);
+    source.set_epoch(e);
     double sum = 0;
-    for (const auto& batch : loader) sum += train_step([&] { return loss_of(batch); });
-    const double mean_loss = sum / static_cast<double>(loader.num_batches());
+    for (int64_t b = 0; b < source.num_batches(); ++b) {
+      auto batch = source.batch(b);
+      if (batch.inputs.device() != device) {  // streamed batches arrive on the CPU
+        batch = {batch.inputs.to(device), batch.targets.to(device), batch.indices.to(device)};
+      }
+      sum += train_step([&] { return loss_of(batch); });
+    }
+    const double mean_loss = sum / static_cast<double>(source.num_batches());
     if (callbacks_.on_epoch_end) callbacks_.on_epoch_end({task_id, e, options_.epochs(), mean_loss});
     if (!std::isfinite(mean_loss)) {
       // Stop at once: a diverged model would only fail later with a less helpful message.
@@ -182,9 +187,16 @@ void ContinualLearner::observe(const data::Task& task) {
     // keeps its state: its Hessian estimate is the posterior carried into the next task.
     optimizer_ = make_optimizer(*model_, options_);
   }
-  set_ess(static_cast<double>(task.train.size()));
+  set_ess(static_cast<double>(task.train_size()));
   TaskCost cost;
-  cost.train_seconds = run_epochs(task.id, task.train, [&](const data::Batch& b) {
+  const uint64_t order_seed = mix_seed(options_.seed(), static_cast<uint64_t>(task.id));
+  std::unique_ptr<data::BatchSource> source;
+  if (task.train_stream) {
+    source = task.train_stream(options_.batch_size(), order_seed);
+  } else {
+    source = std::make_unique<data::DatasetSource>(data::BatchLoader(task.train, options_.batch_size(), true, order_seed));
+  }
+  cost.train_seconds = run_epochs(task.id, *source, [&](const data::Batch& b) {
     return loss(task, b.inputs, b.targets);
   });
   const auto boundary = Clock::now();
@@ -198,6 +210,9 @@ void ContinualLearner::observe(const data::Task& task) {
 
 void ContinualLearner::observe_all(const data::TaskSequence& seq) {
   if (tasks_ != 0) throw UsageError("observe_all: the learner has already observed tasks");
+  for (const auto& t : seq.tasks) {
+    if (t.train_stream) throw UsageError("joint training needs every task's data in memory; task " + t.name + " is streamed");
+  }
   // All tasks' data, each example with the mask of its task's head.
   std::vector<torch::Tensor> xs, ys, masks;
   for (const auto& t : seq.tasks) {
@@ -210,7 +225,8 @@ void ContinualLearner::observe_all(const data::TaskSequence& seq) {
   const auto mask = torch::cat(masks);
   set_ess(static_cast<double>(all.size()));
   TaskCost cost;
-  cost.train_seconds = run_epochs(0, all, [&](const data::Batch& b) {
+  data::DatasetSource source(data::BatchLoader(all, options_.batch_size(), true, mix_seed(options_.seed(), 0)));
+  cost.train_seconds = run_epochs(0, source, [&](const data::Batch& b) {
     const auto logits = model_->forward(b.inputs).masked_fill(
         mask.index_select(0, b.indices).logical_not(), -std::numeric_limits<double>::infinity());
     return torch::nn::functional::cross_entropy(logits, b.targets);
@@ -275,9 +291,27 @@ Prediction ContinualLearner::predict(const torch::Tensor& x, const data::Task& t
   return {probs, linearize::probability_variance(*model_, x, task.classes, variances)};
 }
 
+torch::Tensor ContinualLearner::forward_chunked(const torch::Tensor& x) {
+  const auto device = model_->parameters().front().device();
+  if (x.size(0) <= kEvalChunk) return model_->forward(x.to(device));
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < x.size(0); s += kEvalChunk) parts.push_back(model_->forward(x.slice(0, s, s + kEvalChunk).to(device)));
+  return torch::cat(parts);
+}
+
 torch::Tensor ContinualLearner::predictive_probabilities(const torch::Tensor& x, const data::Task& task,
                                                        int64_t samples) {
   model_->eval();
+  if (x.size(0) > kEvalChunk) {
+    // Each chunk draws the same posterior samples (the generator is seeded per task).
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < x.size(0); s += kEvalChunk) {
+      parts.push_back(predictive_probabilities(x.slice(0, s, s + kEvalChunk), task, samples));
+    }
+    return torch::cat(parts);
+  }
+  const auto device = model_->parameters().front().device();
+  if (x.device() != device) return predictive_probabilities(x.to(device), task, samples);
   if (dynamic_cast<optim::IVON*>(optimizer_.get()) == nullptr) {
     return linearize::head_probabilities(*model_, x, task.classes);
   }
@@ -292,13 +326,14 @@ torch::Tensor ContinualLearner::predictive_probabilities(const torch::Tensor& x,
 Accuracy ContinualLearner::evaluate(const data::Task& task, const std::vector<int64_t>& classes) {
   torch::NoGradGuard no_grad;
   model_->eval();
-  const auto logits = model_->forward(task.test.inputs);
+  const auto logits = forward_chunked(task.test.inputs);
+  const auto targets = task.test.targets.to(logits.device());
   const auto head_pred = data::head_logits(task, logits).argmax(1);
-  const double task_acc = head_pred.eq(data::head_targets(task, task.test.targets))
+  const double task_acc = head_pred.eq(data::head_targets(task, targets))
                               .to(torch::kFloat64).mean().item<double>();
   const auto cols = torch::tensor(classes, torch::kLong).to(logits.device());
   const auto class_pred = cols.index_select(0, logits.index_select(1, cols).argmax(1));
-  const double class_acc = class_pred.eq(task.test.targets).to(torch::kFloat64).mean().item<double>();
+  const double class_acc = class_pred.eq(targets).to(torch::kFloat64).mean().item<double>();
   return {task_acc, class_acc};
 }
 
@@ -309,7 +344,7 @@ void add_calibration(ContinualLearner& learner, const data::TaskSequence& seq, S
   std::vector<torch::Tensor> probs, targets;
   for (const auto& task : seq.tasks) {
     probs.push_back(learner.predictive_probabilities(task.test.inputs, task));
-    targets.push_back(data::head_targets(task, task.test.targets));
+    targets.push_back(data::head_targets(task, task.test.targets).to(probs.back().device()));
   }
   // Heads may differ in width; pad with zero probabilities to the widest (they change none of
   // the three scores).

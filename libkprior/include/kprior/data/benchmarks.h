@@ -25,17 +25,21 @@ std::vector<std::string> benchmark_names();
 ///   split-imagenet  10 tasks of 100 classes (C/10), the class order shuffled with
 ///                   random_permutation(C, imagenet_class_order_seed()), images resized to
 ///                   256 and centre-cropped to 224; task-incremental heads as for the others.
-/// The two JPEG trees (image_folder.h) are decoded once, at the test pipeline's resolution,
-/// into memory, normalised with the ImageNet statistics (no augmentation), and refused with
-/// a UsageError when they would take more than 40% of the machine's memory: full ImageNet
-/// needs training streamed from the files (ImageBatchLoader), which the learner cannot yet
-/// consume.
+/// The two JPEG trees (image_folder.h) train from the files: each task's Task::train_stream
+/// is an ImageBatchLoader (random-resized-crop, flip, ImageNet statistics, decoded by all
+/// cores). In memory, at the test pipeline's resolution: the val set (Task::test) and the first
+/// kBoundarySamplePerClass training images of each class (Task::train, for memory selection
+/// and the other boundary work); a UsageError when these would take more than 40% of the
+/// machine's memory.
 /// MNIST family: `data_dir` either holds the IDX files itself (e.g. the full MNIST) or the
 /// bundled layout (data_dir/mnist10k, data_dir/fashion-mnist). CIFAR: see find_cifar10_dir
 /// and find_cifar100_dir (data_dir/cifar-10-batches-bin, data_dir/cifar-100-binary).
 /// TinyImageNet / ImageNet: data_dir itself when it has train/, else
 /// data_dir/tiny-imagenet-200 (or tinyimagenet), data_dir/imagenet (or ILSVRC2012).
 /// Throws UsageError for an unknown name and FileError when the files are missing or invalid.
+/// Training images per class kept in memory for the task boundary of the JPEG benchmarks.
+constexpr int64_t kBoundarySamplePerClass = 20;
+
 /// The seed of split-imagenet's class order: 1993 (fixed, so every run and seed sees the same
 /// tasks; the order is our SplitMix64 shuffle, not the numpy order of iCaRL's seed 1993).
 uint64_t imagenet_class_order_seed();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kprior/data/batch_loader.h"
+#include "kprior/data/batch_source.h"
 #include "kprior/data/dataset.h"
 #include "kprior/data/image_folder.h"
 #include "kprior/data/image_transform.h"
@@ -32,21 +33,21 @@ Dataset load_image_list(const ImageList& list, const ImageTransform& transform, 
 /// Mini-batches of an image list decoded on demand, with BatchLoader's interface and batch
 /// order (epoch e: random_permutation(N, mix_seed(seed, e)) when shuffling). Batch::indices
 /// are positions in the list. Not copyable; one consumer at a time.
-class ImageBatchLoader {
+class ImageBatchLoader : public BatchSource {
  public:
   ImageBatchLoader(ImageList list, ImageTransform transform, int64_t batch_size, bool shuffle = true,
                    uint64_t seed = 0, int threads = 0, bool drop_last = false);
-  ~ImageBatchLoader();
+  ~ImageBatchLoader() override;
   ImageBatchLoader(const ImageBatchLoader&) = delete;
   ImageBatchLoader& operator=(const ImageBatchLoader&) = delete;
 
-  int64_t size() const { return list_.size(); }
-  int64_t num_batches() const;
+  int64_t size() const override { return list_.size(); }
+  int64_t num_batches() const override;
   int64_t batch_size() const { return batch_size_; }
   const ImageList& list() const { return list_; }
-  void set_epoch(int64_t epoch);
-  /// Batch `b` of the current epoch; starts decoding batch b + 1 in the background.
-  Batch batch(int64_t b);
+  void set_epoch(int64_t epoch) override;
+  /// Batch `b` of the current epoch (on the CPU); starts decoding batch b + 1 in the background.
+  Batch batch(int64_t b) override;
 
  private:
   Batch load(int64_t b) const;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kprior/data/batch_source.h"
 #include "kprior/data/dataset.h"
 
 namespace kprior::data {
@@ -19,6 +20,14 @@ struct Task {
   Dataset train;
   Dataset test;
   std::vector<int64_t> classes;  // the output columns of this task's head, in head order
+  /// Optional: training batches streamed from files. When set, the learner trains from it,
+  /// and `train` holds only an in-memory sample of the task's training examples, which the
+  /// task boundary uses (memory selection, curvature, soft targets).
+  StreamFactory train_stream{};
+  int64_t streamed_examples = 0;  // the stream's examples per epoch
+
+  /// The number of examples the task trains on (the stream's when streamed).
+  int64_t train_size() const { return train_stream ? streamed_examples : train.size(); }
 };
 
 struct TaskSequence {

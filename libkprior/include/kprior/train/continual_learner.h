@@ -102,7 +102,8 @@ class ContinualLearner {
                    LearnerOptions options, Callbacks callbacks = {});
   ~ContinualLearner();
 
-  /// Learns `task` (its id must be the number of tasks observed so far).
+  /// Learns `task` (its id must be the number of tasks observed so far), from its in-memory
+  /// training set or, when it has one, its training stream.
   void observe(const data::Task& task);
   /// The joint-training upper bound: learns all tasks of `seq` at once, each example on its
   /// own task's head (no regularizers, no memory). Use on a fresh learner.
@@ -117,6 +118,9 @@ class ContinualLearner {
   /// ECE and Brier.
   torch::Tensor predictive_probabilities(const torch::Tensor& x, const data::Task& task,
                                          int64_t samples = 16);
+  /// Evaluation and predictive probabilities pass inputs through the model in chunks of this
+  /// many examples (every bundled MNIST test set fits in one, so their results are unchanged).
+  static constexpr int64_t kEvalChunk = 4096;
 
   const std::vector<memory::TaskMemory>& memory() const { return memories_; }
   /// The current posterior: IVON's, else the Laplace posterior of the last boundary.
@@ -136,9 +140,13 @@ class ContinualLearner {
 
  private:
   double train_step(const std::function<torch::Tensor()>& loss);
-  /// Epochs over `data` with `loss_of(batch)`; returns the training seconds.
-  double run_epochs(int64_t task_id, const data::Dataset& data,
+  /// Epochs over `source` with `loss_of(batch)` (batches moved to the model's device);
+  /// returns the training seconds.
+  double run_epochs(int64_t task_id, data::BatchSource& source,
                     const std::function<torch::Tensor(const data::Batch&)>& loss_of);
+  /// The model's outputs for `x`, in chunks of at most kEvalChunk examples on the model's
+  /// device (a whole test set of large images does not fit through a network at once).
+  torch::Tensor forward_chunked(const torch::Tensor& x);
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
   void set_ess(double n);
   void end_task(const data::Task& task);
