@@ -14,7 +14,9 @@
 #include <sstream>
 
 #include "app_main.h"
+#include "plot.h"
 #include "kprior/checkpoint/file.h"
+#include "kprior/checkpoint/objects.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
@@ -185,6 +187,27 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
   return out;
 }
 
+// --example-scores: every training example of the task just learned, scored with the model
+// and posterior of this boundary (the ones the memory selection used), and which were kept.
+void write_example_scores(kprior::train::ContinualLearner& learner, const kprior::data::Task& task,
+                          kprior::checkpoint::Tree& tree, const std::string& path) {
+  using namespace kprior;
+  std::vector<torch::Tensor> variances;
+  try {
+    variances = learner.posterior().variance();
+  } catch (const Error&) {
+    // No posterior (e.g. fine-tuning with Adam): Tr Λ only, and the file says so.
+  }
+  const auto s = memory::score_examples(learner.model(), task, variances);
+  const auto& mem = learner.memory();
+  const bool remembered = !mem.empty() && mem.back().task == task.id;
+  const std::string group = "task_" + std::to_string(task.id);
+  checkpoint::put_example_scores(tree, group, s, remembered ? mem.back().indices : torch::Tensor());
+  tree.put_attr(group + "@posterior", variances.empty() ? std::string("none") : learner.posterior().source());
+  tree.put_attr("@content", std::string("kprior-run example scores"));
+  checkpoint::write(tree, path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -251,6 +274,14 @@ int main(int argc, char** argv) {
                  "for CIFAR the folder holding cifar-10-batches-bin/ and cifar-100-binary/, for\n"
                  "the JPEG trees the one holding tiny-imagenet-200/ or imagenet/ (README)")->capture_default_str();
   cli.add_option("--out", out_dir, "output folder")->capture_default_str();
+  bool plot = false, example_scores = false;
+  cli.add_flag("--plot", plot,
+               "also draw accuracy.png (accuracy matrix and average accuracy after each task)\n"
+               "with notebooks/kprior_plot.py; needs Python 3 with matplotlib");
+  cli.add_flag("--example-scores", example_scores,
+               "at each task boundary, score every training example of the task (Tr Λ, logit\n"
+               "variance and MPE score when there is a posterior) and mark the remembered ones:\n"
+               "example_scores.h5 (example_scores-seed<S>.h5 with --seeds > 1)");
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   cli.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
   std::string resume_dir;
@@ -350,6 +381,8 @@ int main(int argc, char** argv) {
       throw UsageError("--select mpe needs predictive variances, which --model " + nn::to_string(model_kind) +
                        " cannot give (BatchNorm); use lambda or random");
     }
+    std::optional<app::Plotter> plotter;
+    if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error
     const int n_threads = set_threads(threads);
     auto seq = data::make_benchmark(tasks, data_dir, seed);
     for (auto& t : seq.tasks) {
@@ -391,11 +424,21 @@ int main(int argc, char** argv) {
       model->to(device);
       train::Callbacks cb;
       cb.on_epoch_end = [&](const train::Progress& p) { print_progress(p, seq.size(), tty); };
+      train::ContinualLearner* learner_ptr = nullptr;  // the callback runs inside the learner below
+      checkpoint::Tree scores_tree;
+      if (example_scores) {
+        cb.on_task_end = [&](int64_t t) {
+          write_example_scores(*learner_ptr, seq.tasks[static_cast<size_t>(t)], scores_tree,
+                               out_dir + (seeds > 1 ? fmt::format("/example_scores-seed{}.h5", run_seed)
+                                                    : std::string("/example_scores.h5")));
+        };
+      }
       const bool joint = method == "joint";
       auto seed_ms = ms;
       seed_ms.combined.seed(run_seed);
       train::ContinualLearner learner(model, regularize::make_regularizers(joint ? "finetune" : method, seed_ms),
                                       train::LearnerOptions(options).seed(run_seed), cb);
+      learner_ptr = &learner;
       const auto on_row = [](int64_t t, const std::vector<double>& accs) {
         double mean = 0;
         std::string row;
@@ -456,6 +499,7 @@ int main(int argc, char** argv) {
         {"ece_mean", mean_std(eces).first},
         {"runs", runs}};
     std::ofstream(out_dir + "/results.json") << results.dump(2) << "\n";
+    if (plotter) app::draw(*plotter, "run", out_dir, out_dir + "/accuracy.png");
     fmt::print("average accuracy {:.2f} ± {:.2f}% over {} seed(s); results in {}\n", 100 * acc_mean,
                100 * acc_std, seeds, out_dir);
     return 0;

@@ -1,0 +1,57 @@
+#!/bin/sh
+# The apps' --plot and kprior-run --example-scores from the command line: PNGs written, the
+# per-example scores agree with the memory the checkpoint holds, clear errors. Exit 77
+# (skipped) when no Python with numpy, matplotlib and h5py is installed.
+# Usage: plot_cli_test.sh BIN_DIR DATA_DIR SCRATCH_DIR
+set -u
+run=$1/kprior-run
+infl=$1/mpe-influence
+data=$2
+scratch=$3
+. "$(dirname "$0")/cli_expect.sh"
+python=""
+for p in "${KPRIOR_PYTHON:-}" python3 /usr/bin/python3; do
+  if [ -n "$p" ] && "$p" -c "import numpy, matplotlib, h5py" 2>/dev/null; then python=$p; break; fi
+done
+[ -n "$python" ] || { echo "SKIP: no Python with numpy, matplotlib and h5py (scripts/install-deps.sh installs them)"; exit 77; }
+is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+
+rm -rf "$scratch"
+mkdir -p "$scratch"
+expect 2 "KPRIOR_PLOT_SCRIPT: no readable file" -- env KPRIOR_PLOT_SCRIPT="$scratch/none.py" "$run" --plot --data-dir "$data" --out "$scratch/x"
+[ ! -e "$scratch/x/results.json" ] || { echo "FAIL: a --plot usage error still ran the experiment"; fail=1; }
+expect 2 "give --remove-class or --per-example" -- "$infl" --plot --data-dir "$data" --out "$scratch/y"
+
+expect 0 "wrote .*accuracy.png" -- "$run" --data-dir "$data" --method fromp --epochs 1 --plot --example-scores \
+  --out "$scratch/run" --threads 1
+is_png "$scratch/run/accuracy.png" || { echo "FAIL: accuracy.png is not a PNG"; fail=1; }
+# Each task's remembered examples, located by memory_indices in the per-example scores, carry
+# the memory's labels and Tr Λ scores from the checkpoint: the two files describe one boundary.
+"$python" - "$scratch/run" <<'PY' || fail=1
+import sys, h5py, numpy as np
+d = sys.argv[1]
+ck, sc = h5py.File(d + "/checkpoint.h5", "r"), h5py.File(d + "/example_scores.h5", "r")
+for t in range(5):
+    m, s = ck[f"memory/task_{t}"], sc[f"task_{t}"]
+    idx = s["memory_indices"][()]
+    assert len(idx) == 40 and len(set(idx)) == 40, f"task {t}: {len(idx)} indices"
+    assert (m["indices"][()] == idx).all(), f"task {t}: checkpoint and scores disagree on the memory"
+    assert (s["labels"][()][idx] == m["labels"][()]).all(), f"task {t}: labels differ"
+    assert np.allclose(s["lambda_trace"][()][idx], m["scores"][()], rtol=1e-5, atol=1e-7), f"task {t}: scores differ"
+    # Tr Λ picks the largest scores of each class.
+    lab, lam = s["labels"][()], s["lambda_trace"][()]
+    for c in np.unique(lab):
+        kept = np.zeros(len(lab), bool); kept[idx] = True
+        inc = lab == c
+        assert lam[inc & kept].min() >= lam[inc & ~kept].max() - 1e-7, f"task {t} class {c}: not the top Tr Λ"
+    post = s.attrs["posterior"]
+    assert (post.decode() if isinstance(post, bytes) else post) == "laplace", post
+    assert (s["logit_variance"][()] > 0).all() and (s["mpe"][()] >= 0).all()
+print("example scores agree with the checkpoint's memories")
+PY
+
+expect 0 "wrote .*influence.png" -- "$infl" --train-size 600 --epochs 1 --remove-class 3 --plot --data-dir "$data" \
+  --out "$scratch/infl" --threads 1
+is_png "$scratch/infl/influence.png" || { echo "FAIL: influence.png is not a PNG"; fail=1; }
+[ $fail -eq 0 ] && echo "--plot and --example-scores: all checks passed"
+exit $fail
