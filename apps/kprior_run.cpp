@@ -227,7 +227,8 @@ int main(int argc, char** argv) {
   cli.add_option("--tasks", tasks,
                  "task sequence: split-mnist, permuted-mnist, split-fashion, split-cifar\n"
                  "(CIFAR-10 then 5x10 CIFAR-100 classes), split-cifar100, split-tinyimagenet,\n"
-                 "split-imagenet (JPEG trees, training streamed from the files)")->capture_default_str();
+                 "split-imagenet (JPEG trees, training streamed from the files), split-h5\n"
+                 "(an HDF5 array file as --data-dir: README)")->capture_default_str();
   std::string model_name;
   cli.add_option("--model", model_name,
                  "mlp, lenet5, cifarnet or resnet18 (default: the benchmark's: mlp for the\n"

@@ -67,6 +67,28 @@ void write_h5_array(H5::H5File& f, const std::string& name, const H5::PredType& 
   ds.write(data.data(), memory_type);
 }
 
+/// An HDF5 array file `path` for split-h5: `n` examples of `features` float32 features whose
+/// first feature is the class (0..classes-1), targets int64, and the
+/// root attribute classes_per_task.
+inline void write_h5_fixture(const std::string& path, int64_t n, int64_t features, int64_t classes,
+                             int64_t classes_per_task) {
+  H5::H5File f(path, H5F_ACC_TRUNC);
+  std::vector<float> x(static_cast<size_t>(n * features));
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    y[static_cast<size_t>(i)] = i % classes;
+    for (int64_t j = 0; j < features; ++j) {
+      // Other features: a fixed pseudo-random value in [0, 1), distinct for every example.
+      const auto hash = (static_cast<uint64_t>(i) * 2654435761ULL + static_cast<uint64_t>(j) * 40503ULL) % 1000ULL;
+      x[static_cast<size_t>(i * features + j)] = j == 0 ? static_cast<float>(i % classes) : static_cast<float>(hash) / 1000.0f;
+    }
+  }
+  write_h5_array(f, "inputs", H5::PredType::IEEE_F32LE, {hsize_t(n), hsize_t(features)}, x, H5::PredType::NATIVE_FLOAT);
+  write_h5_array(f, "targets", H5::PredType::STD_I64LE, {hsize_t(n)}, y, H5::PredType::NATIVE_INT64);
+  f.openGroup("/").createAttribute("classes_per_task", H5::PredType::STD_I64LE, H5::DataSpace(H5S_SCALAR))
+      .write(H5::PredType::NATIVE_INT64, &classes_per_task);
+}
+
 /// An h x w image of one colour.
 inline data::RgbImage flat_image(int64_t h, int64_t w, uint8_t r, uint8_t g, uint8_t b) {
   data::RgbImage img{h, w, std::vector<uint8_t>(static_cast<size_t>(h * w * 3))};

@@ -1,7 +1,8 @@
 #!/bin/sh
 # kprior-run on the image benchmarks, end to end on tiny fixtures written in the real formats:
 # split-cifar (CIFAR-10 + CIFAR-100 binary files, CifarNet, FROMP with IVON) and split-tinyimagenet (a
-# JPEG tree in TinyImageNet's layout); model/method combinations that cannot work are refused.
+# JPEG tree in TinyImageNet's layout, training streamed from the files) and split-h5 (an HDF5
+# array file); model/method combinations that cannot work are refused.
 # Usage: datasets_cli_test.sh BIN_DIR FIXTURE_WRITER SCRATCH_DIR
 set -u
 bin=$1/kprior-run
@@ -12,6 +13,7 @@ rm -rf "$scratch"
 mkdir -p "$scratch"
 "$writer" cifar "$scratch/data" || { echo "FAIL: fixture writer (cifar)"; exit 1; }
 "$writer" tiny "$scratch/data" || { echo "FAIL: fixture writer (tiny)"; exit 1; }
+"$writer" h5 "$scratch/h5" || { echo "FAIL: fixture writer (h5)"; exit 1; }
 common="--data-dir $scratch/data --epochs 1 --batch-size 32 --threads 1"
 # FROMP with IVON: the kernels linearize CifarNet at every boundary (IVON's posterior spares
 # the Laplace GGN pass that Adam would need, which triples this test's time).
@@ -26,6 +28,9 @@ grep -q '"epochs": 1' "$scratch/cifar/results.json" || { echo "FAIL: results.jso
 expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bin" --tasks split-tinyimagenet $common \
   --model mlp --hidden 16 --method replay --memory-per-task 2 --out "$scratch/tiny"
 [ -s "$scratch/tiny/results.json" ] || { echo "FAIL: split-tinyimagenet: results.json not written"; fail=1; }
+expect 0 "split-h5 (2 tasks), method fromp.*MLP 10,256,256,4" -- "$bin" --tasks split-h5 --data-dir "$scratch/h5/data.h5" \
+  --epochs 1 --threads 1 --memory-per-task 10 --out "$scratch/h5run"
+[ -s "$scratch/h5run/results.json" ] || { echo "FAIL: split-h5: results.json not written"; fail=1; }
 expect 2 "method fromp needs Jacobians, which --model resnet18 cannot give" -- "$bin" --tasks split-cifar $common --model resnet18
 expect 2 "select mpe needs predictive variances" -- "$bin" --tasks split-cifar $common --model resnet18 --method replay --select mpe
 expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar $common --model lenet5 --out "$scratch/lenet"

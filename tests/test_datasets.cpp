@@ -656,3 +656,21 @@ TEST_CASE("a streamed task trains exactly as the same data in memory", "[dataset
   streamed.streamed_examples = 4;
   CHECK_FALSE(torch::equal(a, run(streamed)));
 }
+
+TEST_CASE("split-h5: tasks of classes_per_task classes from an HDF5 array file", "[datasets]") {
+  TempDir tmp;
+  kprior::testing::write_h5_fixture(tmp.file("data.h5"), 60, 3, 6, 3);
+  const auto seq = make_benchmark("split-h5", tmp.path().string(), 7);  // the folder holding data.h5
+  REQUIRE(seq.size() == 2);
+  CHECK(seq.num_outputs == 6);
+  CHECK(seq.tasks[1].classes == std::vector<int64_t>{3, 4, 5});
+  CHECK(seq.tasks[0].train.size() + seq.tasks[0].test.size() == 30);
+  CHECK(seq.tasks[0].test.size() + seq.tasks[1].test.size() == 12);  // 20% of 60
+  // The split does not follow the run's seed: every seed sees the same test set.
+  const auto again = make_benchmark("split-h5", tmp.file("data.h5"), 8);
+  CHECK(torch::equal(again.tasks[1].test.inputs, seq.tasks[1].test.inputs));
+  // Inputs and targets travel together: feature 0 is the class.
+  CHECK(torch::equal(seq.tasks[1].train.inputs.select(1, 0).to(torch::kLong), seq.tasks[1].train.targets));
+  kprior::testing::write_h5_fixture(tmp.file("odd.h5"), 60, 3, 6, 4);
+  CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("odd.h5"), 0); }), Contains("6 classes cannot form tasks of 4"));
+}

@@ -63,14 +63,15 @@ Dataset read_pair(const H5::H5File& f, const std::string& path, const std::strin
   return d;
 }
 
-int64_t num_classes_attribute(const H5::H5File& f, const std::string& path) {
+// A positive integer root attribute, 0 when absent.
+int64_t count_attribute(const H5::H5File& f, const std::string& path, const std::string& name) {
   const auto root = f.openGroup("/");
-  if (!root.attrExists("num_classes")) return 0;
-  const auto a = root.openAttribute("num_classes");
-  if (a.getTypeClass() != H5T_INTEGER) throw FileError(path, "attribute 'num_classes' must be an integer");
+  if (!root.attrExists(name)) return 0;
+  const auto a = root.openAttribute(name);
+  if (a.getTypeClass() != H5T_INTEGER) throw FileError(path, "attribute '" + name + "' must be an integer");
   int64_t n = 0;
   a.read(H5::PredType::NATIVE_INT64, &n);
-  if (n <= 0) throw FileError(path, "attribute 'num_classes' must be > 0");
+  if (n <= 0) throw FileError(path, "attribute '" + name + "' must be > 0");
   return n;
 }
 
@@ -115,7 +116,8 @@ ArrayFile read_array_file(const std::string& path, double test_fraction, uint64_
       out.split_from_inputs = true;
     }
     const int64_t largest = std::max(out.train.targets.max().item<int64_t>(), out.test.targets.max().item<int64_t>());
-    out.num_classes = num_classes_attribute(f, path);
+    out.num_classes = count_attribute(f, path, "num_classes");
+    out.classes_per_task = count_attribute(f, path, "classes_per_task");
     if (out.num_classes == 0) out.num_classes = largest + 1;
     if (largest >= out.num_classes) {
       throw FileError(path, "class id " + std::to_string(largest) + " is not below attribute num_classes = " +

@@ -9,6 +9,7 @@
 
 #include "kprior/core/error.h"
 #include "kprior/core/random.h"
+#include "kprior/data/array_file.h"
 #include "kprior/data/cifar.h"
 #include "kprior/data/dataset.h"
 #include "kprior/data/image_loader.h"
@@ -115,7 +116,7 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
 
 std::vector<std::string> benchmark_names() {
   return {"split-mnist", "permuted-mnist", "split-fashion", "split-cifar", "split-cifar100", "split-tinyimagenet",
-          "split-imagenet"};
+          "split-imagenet", "split-h5"};
 }
 
 uint64_t imagenet_class_order_seed() { return 1993; }
@@ -153,6 +154,19 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
   if (name == "split-imagenet") {
     const auto root = find_image_root(data_dir, {"imagenet", "ILSVRC2012"});
     return image_tree_sequence(name, root, 224, 256.0 / 224.0, imagenet_class_order_seed());
+  }
+  if (name == "split-h5") {
+    namespace fs = std::filesystem;
+    const auto path = fs::is_directory(data_dir) ? (fs::path(data_dir) / "data.h5").string() : data_dir;
+    // The test split (when the file has no test arrays) is fixed, not the run's seed, so that
+    // every seed of a run is evaluated on the same examples.
+    const ArrayFile a = read_array_file(path, 0.2, 0);
+    const int64_t per_task = a.classes_per_task > 0 ? a.classes_per_task : 2;
+    if (a.num_classes % per_task != 0) {
+      throw FileError(path, std::to_string(a.num_classes) + " classes cannot form tasks of " + std::to_string(per_task) +
+                                " (attribute classes_per_task)");
+    }
+    return make_split_sequence(name, a.train, a.test, consecutive_groups(a.num_classes, per_task), a.num_classes);
   }
   std::string known;
   for (const auto& n : benchmark_names()) known += (known.empty() ? "" : ", ") + n;

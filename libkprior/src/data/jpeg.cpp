@@ -1,6 +1,7 @@
 #include "kprior/data/jpeg.h"
 
 // jpeglib.h needs FILE and size_t declared before it.
+#include <algorithm>
 #include <csetjmp>
 #include <cstddef>
 #include <cstdio>

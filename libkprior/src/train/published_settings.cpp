@@ -16,6 +16,7 @@ PublishedSettings published_settings(const std::string& benchmark) {
   }
   if (benchmark == "split-tinyimagenet") return {{}, 1e-3, 30, 256, 10.0, 1e-6, 1e-3, 0.0, 200, "resnet18"};
   if (benchmark == "split-imagenet") return {{}, 1e-3, 10, 256, 10.0, 1e-6, 1e-3, 0.0, 200, "resnet18"};
+  if (benchmark == "split-h5") return {{256, 256}, 1e-3, 10, 128, 10.0, 1e-6, 1e-3, 0.0, 40, "mlp"};
   throw UsageError("no published settings for '" + benchmark + "'");
 }
 

@@ -7,6 +7,7 @@
 //   test_inputs   optional, [M, ...] with the same per-example shape as inputs
 //   test_targets  optional, [M] (both test arrays or neither)
 //   @num_classes  optional integer root attribute; default 1 + the largest class id
+//   @classes_per_task  optional integer root attribute, for kprior-run's split-h5 (default 2)
 // Without test arrays the examples are split at random: a fraction `test_fraction` of them
 // (rounded to the nearest whole example) becomes the test set, chosen with
 // random_permutation(N, seed) (core/random.h, the same split everywhere); both parts keep
@@ -24,6 +25,7 @@ struct ArrayFile {
   Dataset test;
   int64_t num_classes = 0;
   bool split_from_inputs = false;  // true when the test set was split off `inputs`
+  int64_t classes_per_task = 0;    // the @classes_per_task attribute, 0 when absent
 };
 
 /// Reads an array file. Throws FileError naming the file and the array for: a file that is

@@ -25,6 +25,10 @@ std::vector<std::string> benchmark_names();
 ///   split-imagenet  10 tasks of 100 classes (C/10), the class order shuffled with
 ///                   random_permutation(C, imagenet_class_order_seed()), images resized to
 ///                   256 and centre-cropped to 224; task-incremental heads as for the others.
+///   split-h5        an HDF5 array file (array_file.h): `data_dir` is the file or a folder
+///                   holding data.h5; tasks of @classes_per_task consecutive classes (default 2),
+///                   one head each; without test arrays 20% of the examples are the test set
+///                   (split with seed 0, whatever the run's seed).
 /// The two JPEG trees (image_folder.h) train from the files: each task's Task::train_stream
 /// is an ImageBatchLoader (random-resized-crop, flip, ImageNet statistics, decoded by all
 /// cores). In memory, at the test pipeline's resolution: the val set (Task::test) and the first

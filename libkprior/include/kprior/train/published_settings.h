@@ -32,7 +32,10 @@ struct PublishedSettings {
 /// split-tinyimagenet / split-imagenet: ResNet-18, 200 memorable points per task (the
 /// published ImageNet memory of FR alone, METHODS.md §4). The rest is not published there;
 /// ours: Adam 1e-3, batch 256, 30 epochs (TinyImageNet) or 10 (ImageNet), τ 10, ε 1e-6,
-/// δ 1e-3, no clip. Throws UsageError for other names.
+/// δ 1e-3, no clip.
+/// split-h5 (custom data): MLP 256-256, Adam 1e-3, 10 epochs, batch 128, τ 10, ε 1e-6, δ 1e-3,
+/// no clip, 40 memorable points per task — generic defaults, not a published setting.
+/// Throws UsageError for other names.
 PublishedSettings published_settings(const std::string& benchmark);
 
 }  // namespace kprior::train
