@@ -17,6 +17,7 @@
 #include "plot.h"
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
+#include "kprior/core/allocator.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
@@ -384,6 +385,7 @@ int main(int argc, char** argv) {
     }
     std::optional<app::Plotter> plotter;
     if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error
+    reuse_large_allocations();  // large per-batch tensors: no page-fault churn
     const int n_threads = set_threads(threads);
     auto seq = data::make_benchmark(tasks, data_dir, seed);
     for (auto& t : seq.tasks) {

@@ -15,6 +15,7 @@
 
 #include "app_main.h"
 #include "plot.h"
+#include "kprior/core/allocator.h"
 #include "kprior/core/random.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
@@ -212,6 +213,7 @@ int main(int argc, char** argv) {
                  "optimizer of the single-example retraining (full-batch sgd: deterministic, no adaptive scaling)")->capture_default_str();
 
   return app::run_guarded(cli, argc, argv, [&]() -> int {
+    reuse_large_allocations();  // large per-batch tensors: no page-fault churn
     set_threads(o.threads);
     const auto form = influence::parse_form(o.form);
     if (o.posterior != "laplace" && o.posterior != "adam") throw UsageError("--posterior must be laplace or adam");

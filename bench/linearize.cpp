@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 
+#include "kprior/core/allocator.h"
 #include "kprior/core/threads.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/linearize/signals.h"
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--inputs")) inputs = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--oracle-inputs")) oracle_inputs = std::atoll(argv[i + 1]);
   }
+  kprior::reuse_large_allocations();  // as the apps do: no page-fault churn on large batches
   fmt::print("bench_linearize: LibTorch {} threads\n", kprior::set_threads(threads));
   torch::manual_seed(0);
   kprior::nn::MLP mlp(std::vector<int64_t>{784, 256, 256, 10});
