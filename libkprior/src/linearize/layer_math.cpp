@@ -43,14 +43,30 @@ std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e
 namespace {
 
 // Applies fn(weight grads, bias grads) to bounded chunks of examples and concatenates.
+// The per-example GEMMs are small (LeNet-5: [R·6, 576] × [576, 25]), so BLAS runs each on
+// one core; the chunks are spread over LibTorch's threads instead (CPU only: a GPU is fed
+// better by one large batched call), each chunk computed single-threaded.
 torch::Tensor over_chunks(const nn::TapeEntry& e, const torch::Tensor& t,
                           const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& fn) {
-  std::vector<torch::Tensor> parts;
-  const int64_t step = chunk_size(t, e.weight);
-  for (int64_t s = 0; s < t.size(0); s += step) {
-    const int64_t stop = std::min(t.size(0), s + step);
+  const int64_t n = t.size(0);
+  int64_t step = chunk_size(t, e.weight);
+  const bool parallel = t.device().is_cpu() && at::get_num_threads() > 1 && n > 1;
+  if (parallel) step = std::min(step, (n + at::get_num_threads() - 1) / at::get_num_threads());
+  std::vector<torch::Tensor> parts(static_cast<size_t>((n + step - 1) / step));
+  const auto chunk = [&](int64_t i) {
+    const int64_t s = i * step, stop = std::min(n, s + step);
     auto [gw, gb] = per_example_grads(slice_entry(e, s, stop), t.slice(0, s, stop));
-    parts.push_back(fn(gw, gb));
+    parts[static_cast<size_t>(i)] = fn(gw, gb);
+  };
+  const auto count = static_cast<int64_t>(parts.size());
+  if (parallel) {
+    const bool grad = torch::GradMode::is_enabled();  // thread-local: carried into the workers
+    at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+      torch::AutoGradMode mode(grad);
+      for (int64_t i = begin; i < end; ++i) chunk(i);
+    });
+  } else {
+    for (int64_t i = 0; i < count; ++i) chunk(i);
   }
   return torch::cat(parts, 0);
 }
@@ -171,16 +187,17 @@ std::pair<torch::Tensor, torch::Tensor> sum_squares(const nn::TapeEntry& e, cons
     if (e.bias.defined()) b = t2.sum(0);
     return {w, b};
   }
-  torch::Tensor w = torch::zeros({e.weight.numel()}, t.options());
-  torch::Tensor b = e.bias.defined() ? torch::zeros({e.bias.numel()}, t.options()) : torch::Tensor();
-  const int64_t step = chunk_size(t, e.weight);
-  for (int64_t s = 0; s < t.size(0); s += step) {
-    const int64_t stop = std::min(t.size(0), s + step);
-    auto [gw, gb] = per_example_grads(slice_entry(e, s, stop), t.slice(0, s, stop));
-    w += gw.square().sum(std::vector<int64_t>{0, 1});
-    if (gb.defined()) b += gb.square().sum(std::vector<int64_t>{0, 1});
-  }
-  return {w.reshape(e.weight.sizes()), b};
+  // Per chunk the sums over its examples and rows (weights and bias side by side), then the
+  // sum over chunks.
+  const auto sums = over_chunks(e, t, [](const torch::Tensor& gw, const torch::Tensor& gb) {
+    auto w = gw.square().sum(std::vector<int64_t>{0, 1});
+    if (gb.defined()) w = torch::cat({w, gb.square().sum(std::vector<int64_t>{0, 1})});
+    return w.unsqueeze(0);
+  }).sum(0);
+  const int64_t nw = e.weight.numel();
+  torch::Tensor b;
+  if (e.bias.defined()) b = sums.slice(0, nw);
+  return {sums.slice(0, 0, nw).reshape(e.weight.sizes()), b};
 }
 
 }  // namespace kprior::linearize::detail
