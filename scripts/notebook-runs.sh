@@ -4,7 +4,7 @@
 # Default settings are the published ones (a few minutes on 2 cores); --fast trains for a
 # couple of epochs on part of the data (under a minute: the CI check that the notebooks run).
 # Writes OUT/runs/split-mnist/<method>/ (kprior-run: results.json, checkpoint.h5,
-# example_scores.h5), OUT/influence/ (mpe-influence: every class removed, against
+# example_scores.h5; kprior-inspect --json: inspect.json for the two FROMP runs), OUT/influence/ (mpe-influence: every class removed, against
 # retraining) and OUT/influence-examples/ (single removals against retraining).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +12,7 @@ bin=${KPRIOR_BUILD_DIR:-$root/build}/apps
 fast=0
 if [ "${1:-}" = "--fast" ]; then fast=1; shift; fi
 out=${1:-$root/out/notebooks}
-for app in kprior-run mpe-influence; do
+for app in kprior-run kprior-inspect mpe-influence; do
   [ -x "$bin/$app" ] || { echo "notebook-runs: $bin/$app not built (run scripts/build.sh)" >&2; exit 1; }
 done
 if [ $fast = 1 ]; then
@@ -39,6 +39,11 @@ for spec in finetune:lambda ewc:lambda replay:random kprior:lambda fromp:lambda 
   "$bin/kprior-run" --tasks split-mnist --method "$method" --select "$select" --example-scores \
     $run_opts --data-dir "$root/data" --out "$out/runs/split-mnist/$name" > "$log/$name.log" 2>&1 ||
     { echo "notebook-runs: kprior-run $name failed (see $log/$name.log)" >&2; exit 1; }
+done
+# kprior-inspect's summary of the two memories (per task and class, score ranges, posterior).
+for name in fromp fromp-random; do
+  "$bin/kprior-inspect" "$out/runs/split-mnist/$name/checkpoint.h5" --json > "$out/runs/split-mnist/$name/inspect.json" ||
+    { echo "notebook-runs: kprior-inspect $name failed" >&2; exit 1; }
 done
 # The published class-removal experiment and single-example removals (MLP on Fashion-MNIST).
 echo "notebook-runs: mpe-influence, every class removed"
