@@ -15,8 +15,8 @@ find_package(fmt REQUIRED)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(nlohmann_json 3.9 REQUIRED)
 
-if(KPRIOR_BUILD_APPS)
-  find_package(CLI11 REQUIRED)
+if(KPRIOR_BUILD_APPS OR KPRIOR_BUILD_TESTS)
+  find_package(CLI11 REQUIRED)  # the tests check apps/common/app_main.h too
 endif()
 if(KPRIOR_BUILD_TESTS)
   find_package(Catch2 REQUIRED)

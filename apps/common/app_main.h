@@ -2,6 +2,7 @@
 // The one place where apps turn exceptions into exit codes: a usage error (bad argument or
 // option) prints one line and exits 2; any other error prints one line and exits 1.
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 
 #include <cstdio>
 #include <exception>
@@ -20,6 +21,11 @@ inline int guarded(const std::string& name, const std::function<int()>& body) {
   } catch (const kprior::UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
     return 2;
+  } catch (const c10::Error& e) {
+    // LibTorch's what() appends a C++ stack trace; the user gets the message's first line.
+    const std::string msg = e.what_without_backtrace();
+    std::fprintf(stderr, "%s: error: LibTorch: %s\n", name.c_str(), msg.substr(0, msg.find('\n')).c_str());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
     return 1;
