@@ -373,15 +373,7 @@ int main(int argc, char** argv) {
         if (r->needs_memory() && options.memory_per_task() == 0) {
           throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
         }
-        if (r->needs_linearization() && !nn::linearizable(model_kind)) {
-          throw UsageError("method " + r->name() + " needs Jacobians, which --model " + nn::to_string(model_kind) +
-                           " cannot give (BatchNorm); use finetune, replay, kprior, ivon-prior or joint");
-        }
       }
-    }
-    if (options.selection() == memory::Selection::MPE && !nn::linearizable(model_kind)) {
-      throw UsageError("--select mpe needs predictive variances, which --model " + nn::to_string(model_kind) +
-                       " cannot give (BatchNorm); use lambda or random");
     }
     std::optional<app::Plotter> plotter;
     if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error

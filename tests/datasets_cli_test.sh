@@ -2,7 +2,7 @@
 # kprior-run on the image benchmarks, end to end on tiny fixtures written in the real formats:
 # split-cifar (CIFAR-10 + CIFAR-100 binary files, CifarNet, FROMP with IVON) and split-tinyimagenet (a
 # JPEG tree in TinyImageNet's layout, training streamed from the files) and split-h5 (an HDF5
-# array file); model/method combinations that cannot work are refused.
+# array file); ResNet-18 with FROMP; model/data combinations that cannot work are refused.
 # Usage: datasets_cli_test.sh BIN_DIR FIXTURE_WRITER SCRATCH_DIR
 set -u
 bin=$1/kprior-run
@@ -31,8 +31,12 @@ expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bi
 expect 0 "split-h5 (2 tasks), method fromp.*MLP 10,256,256,4" -- "$bin" --tasks split-h5 --data-dir "$scratch/h5/data.h5" \
   --epochs 1 --threads 1 --memory-per-task 10 --out "$scratch/h5run"
 [ -s "$scratch/h5run/results.json" ] || { echo "FAIL: split-h5: results.json not written"; fail=1; }
-expect 2 "method fromp needs Jacobians, which --model resnet18 cannot give" -- "$bin" --tasks split-cifar $common --model resnet18
-expect 2 "select mpe needs predictive variances" -- "$bin" --tasks split-cifar $common --model resnet18 --method replay --select mpe
+# ResNet-18 (BatchNorm, linearized in eval mode) with FROMP on the first two CIFAR-100 tasks
+# (10 images each): memory scores, kernels and the FROMP penalty through its 20 BatchNorm layers.
+expect 0 "split-cifar100 (10 tasks), method fromp.*resnet18 (100 outputs)" -- "$bin" --tasks split-cifar100 $common \
+  --model resnet18 --optimizer ivon --memory-per-task 2 --stop-after-task 2 --out "$scratch/resnet"
+printf '%s' "$out" | grep -q "stopped after task 2 of 10" || { echo "FAIL: resnet18 fromp did not stop after task 2: $out"; fail=1; }
+[ -s "$scratch/resnet/checkpoint.h5" ] || { echo "FAIL: resnet18 fromp: checkpoint.h5 not written"; fail=1; }
 expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar $common --model lenet5 --out "$scratch/lenet"
 expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $common --hidden 10
 expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg

@@ -1,6 +1,6 @@
 // The fast layer-wise linearization against the slow oracle (one backward pass per example
-// and column), in float64, on random MLPs and CNNs, several heads and batch sizes
-// (METHODS.md §2–3, issue 4).
+// and column), in float64, on random MLPs and CNNs (ResNet-18 with BatchNorm in eval mode
+// included), several heads and batch sizes (METHODS.md §2–3, issues 4 and 8).
 #include <torch/torch.h>
 
 #include <cmath>
@@ -14,6 +14,7 @@
 #include "kprior/nn/cifarnet.h"
 #include "kprior/nn/lenet5.h"
 #include "kprior/nn/mlp.h"
+#include "kprior/nn/resnet.h"
 #include "kprior/posterior/sources.h"
 
 using namespace kprior;
@@ -74,6 +75,21 @@ std::vector<Case> cases() {
   out.push_back({"lenet5 N=3 head", lenet, torch::randn({3, 1, 28, 28}, opts), torch::randn({2, 1, 28, 28}, opts), {1, 4, 7}});
   out.push_back({"lenet5 N=1 one class", lenet, torch::randn({1, 1, 28, 28}, opts), torch::randn({1, 1, 28, 28}, opts), {8}});
   out.push_back({"cifarnet N=2 head", cifar, torch::randn({2, 3, 32, 32}, opts), torch::randn({1, 3, 32, 32}, opts), {0, 5}});
+  // ResNet-18 with the CIFAR stem on 1x8x8 inputs: 20 BatchNorm layers, linearized in eval
+  // mode, with running statistics made non-trivial by a few train-mode batches.
+  auto resnet = std::make_shared<nn::ResNet18Impl>(nn::ResNetStem::Cifar, 3, /*in_channels=*/1);
+  resnet->to(torch::kFloat64);
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : resnet->named_parameters()) {  // BatchNorm scales and shifts off (1, 0)
+      if (p.key().find("bn") != std::string::npos || p.key().find("downsample.1") != std::string::npos) {
+        p.value().copy_(torch::rand_like(p.value()) + (p.key().find("weight") != std::string::npos ? 0.5 : -0.5));
+      }
+    }
+    for (int i = 0; i < 3; ++i) resnet->forward(torch::randn({4, 1, 8, 8}, opts) * 2 + 0.5);  // train mode
+    resnet->eval();
+  }
+  out.push_back({"resnet18 N=2 head", resnet, torch::randn({2, 1, 8, 8}, opts), torch::randn({1, 1, 8, 8}, opts), {2, 0}});
   return out;
 }
 

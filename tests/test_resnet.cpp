@@ -1,6 +1,7 @@
 // ResNet-18 against published facts: torchvision's parameter count for the ImageNet network,
 // the output shapes of both stems, and that in eval mode (BatchNorm on running statistics) an
-// example's logits do not depend on the rest of the batch.
+// example's logits do not depend on the rest of the batch. Then ResNet-18 through the layer
+// tape: eval mode only, the linearization's mode handling, FROMP's penalty and a FROMP run.
 #include <torch/torch.h>
 
 #include "catch.h"
@@ -73,4 +74,145 @@ TEST_CASE("ResNet-18 in eval mode: each example's logits are independent of the 
     CAPTURE(i, (alone - batch.narrow(0, i, 1)).abs().max().item<double>());
     CHECK(torch::allclose(alone, batch.narrow(0, i, 1), 1e-4, 1e-5));
   }
+}
+
+// ---- ResNet-18 through the layer tape ------------------------------------------------------
+
+#include <set>
+
+#include "kprior/core/error.h"
+#include "kprior/data/task_sequence.h"
+#include "kprior/linearize/linearize.h"
+#include "kprior/memory/memory_store.h"
+#include "kprior/regularize/factory.h"
+#include "kprior/regularize/fromp.h"
+#include "kprior/train/continual_learner.h"
+
+using namespace kprior;
+
+namespace {
+
+// A few train-mode forwards so BatchNorm's running statistics are not the trivial (0, 1).
+void warm_running_statistics(nn::TapedModule& model, const std::vector<int64_t>& shape) {
+  torch::NoGradGuard no_grad;
+  model.train();
+  for (int i = 0; i < 3; ++i) model.forward(torch::randn(shape) * 2 + 0.5);
+}
+
+bool all_batchnorms_training(torch::nn::Module& model, bool training) {
+  bool ok = true;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get()) != nullptr) ok = ok && m->is_training() == training;
+  }
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("ResNet-18 on the tape: eval mode only, every parameter taped, forward unchanged", "[nn]") {
+  torch::manual_seed(2);
+  ResNet18 model(ResNetStem::Cifar, 3, /*in_channels=*/1);
+  warm_running_statistics(*model, {4, 1, 8, 8});
+  const auto x = torch::randn({2, 1, 8, 8});
+  nn::LayerTape tape;
+  // Train mode: BatchNorm normalises by the batch, which couples the examples.
+  model->train();
+  CHECK_THROWS_WITH(model->forward_taped(x, &tape), Catch::Matchers::Contains("BatchNorm2d in train mode"));
+  model->eval();
+  tape.clear();
+  torch::NoGradGuard no_grad;
+  const auto taped = model->forward_taped(x, &tape);
+  // 20 convolutions, 20 BatchNorms, fc; the tape's parameters are all 62, each once.
+  REQUIRE(tape.entries().size() == 41);
+  int64_t bn = 0;
+  std::set<const void*> taped_params;
+  for (const auto& e : tape.entries()) {
+    if (e.kind == nn::LayerKind::BatchNorm2d) ++bn;
+    taped_params.insert(e.weight.unsafeGetTensorImpl());
+    if (e.bias.defined()) taped_params.insert(e.bias.unsafeGetTensorImpl());
+  }
+  CHECK(bn == 20);
+  CHECK(taped_params.size() == model->parameters().size());
+  // The stem's BatchNorm entry records x̂ = (x − mean) / sqrt(var + eps) of its input.
+  const auto& stem_bn = tape.entries()[1];
+  REQUIRE(stem_bn.kind == nn::LayerKind::BatchNorm2d);
+  CHECK(torch::allclose(stem_bn.output, stem_bn.input * stem_bn.weight.view({1, -1, 1, 1}) +
+                                            stem_bn.bias.view({1, -1, 1, 1}), 1e-5, 1e-5));
+  // The tape does not change the computation.
+  CHECK(torch::equal(taped, model->forward(x)));
+}
+
+TEST_CASE("the linearization runs a train-mode ResNet-18 in eval mode and restores its mode", "[linearize]") {
+  torch::manual_seed(3);
+  ResNet18 model(ResNetStem::Cifar, 3, 1);
+  warm_running_statistics(*model, {4, 1, 8, 8});
+  const auto mean_before = model->named_buffers()["bn1.running_mean"].clone();
+  const auto x = torch::randn({3, 1, 8, 8});
+  REQUIRE(model->is_training());
+  const auto ggn = linearize::curvature_diagonal(*model, x, {}, {0, 2}, linearize::Curvature::GGN);
+  CHECK(model->is_training());
+  CHECK(all_batchnorms_training(*model, true));
+  // Eval mode: the running statistics were used, not updated.
+  CHECK(torch::equal(model->named_buffers()["bn1.running_mean"], mean_before));
+  // The same as asking in eval mode.
+  model->eval();
+  const auto ggn_eval = linearize::curvature_diagonal(*model, x, {}, {0, 2}, linearize::Curvature::GGN);
+  for (size_t i = 0; i < ggn.size(); ++i) CHECK(torch::equal(ggn[i], ggn_eval[i]));
+}
+
+TEST_CASE("FROMP's penalty evaluates ResNet-18's BatchNorm on running statistics", "[regularize]") {
+  torch::manual_seed(4);
+  auto model = std::make_shared<nn::ResNet18Impl>(ResNetStem::Cifar, 2, 1);
+  warm_running_statistics(*model, {8, 1, 8, 8});
+  model->eval();
+  data::Task task;
+  task.id = 0;
+  task.classes = {0, 1};
+  task.train.inputs = torch::randn({8, 1, 8, 8});
+  task.train.targets = torch::arange(8, torch::kLong) % 2;
+  const std::vector<memory::TaskMemory> memories{
+      memory::select_memory(*model, task, 4, memory::Selection::LambdaTrace, 0)};
+  std::vector<torch::Tensor> variances;
+  for (const auto& p : model->parameters()) variances.push_back(torch::full_like(p, 1e-3));
+  regularize::FROMP fromp;
+  fromp.end_task({*model, task, memories, variances, {}});
+  // In train mode (as during training) at the boundary's parameters: m(w) = m̄, no penalty,
+  // and the memory's forward leaves the running statistics and every module's mode alone.
+  model->train();
+  const auto var_before = model->named_buffers()["layer1.0.bn1.running_var"].clone();
+  const auto p = fromp.penalty(*model, 8);
+  CHECK(p.item<double>() < 1e-10);
+  CHECK(torch::equal(model->named_buffers()["layer1.0.bn1.running_var"], var_before));
+  CHECK(all_batchnorms_training(*model, true));
+  // BatchNorm in train mode on the memory batch would have given other function values.
+  const auto cols = torch::tensor(memories[0].classes);
+  const auto train_probs = torch::softmax(model->forward(memories[0].inputs).index_select(1, cols), 1);
+  CHECK((train_probs - memories[0].old_probs).abs().max().item<double>() > 1e-4);
+}
+
+TEST_CASE("FROMP with ResNet-18 end to end on a tiny split sequence", "[train]") {
+  torch::manual_seed(5);
+  auto model = std::make_shared<nn::ResNet18Impl>(ResNetStem::Cifar, 4, 1);
+  auto x = torch::randn({16, 1, 8, 8});
+  auto y = torch::arange(16, torch::kLong) % 4;
+  const auto seq = data::make_split_sequence("tiny", {x, y}, {x, y}, data::consecutive_groups(4, 2), 4);
+  // Adam: the boundary computes the Laplace posterior from the GGN diagonal; MPE selection
+  // needs the logit variances; FROMP its kernels: every linearized path of the learner.
+  train::ContinualLearner learner(model, regularize::make_regularizers("fromp", {}),
+                                  train::LearnerOptions().optimizer(train::OptimizerKind::Adam).epochs(1).batch_size(8)
+                                      .memory_per_task(4).selection(memory::Selection::MPE));
+  const auto r = train::run_sequence(learner, seq);
+  CHECK(learner.tasks_observed() == 2);
+  REQUIRE(learner.memory().size() == 2);
+  const auto& fromp = dynamic_cast<const regularize::FROMP&>(*learner.regularizers().front());
+  REQUIRE(fromp.kernel_inverses().size() == 2);
+  for (const auto& k : fromp.kernel_inverses()) {
+    CHECK(k.sizes() == torch::IntArrayRef({2, 4, 4}));
+    CHECK(torch::isfinite(k).all().item<bool>());
+  }
+  CHECK(r.task_incremental.has(1, 0));
+  CHECK(std::isfinite(r.nll));
+  const auto pred = learner.predict(x.slice(0, 0, 3), seq.tasks[0]);
+  CHECK(torch::isfinite(pred.variance).all().item<bool>());
+  CHECK(pred.variance.min().item<double>() > 0);
 }

@@ -80,6 +80,11 @@ std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e
   if (is_linear(e)) {
     gw = (t.unsqueeze(-1) * e.input.unsqueeze(1).unsqueeze(1)).reshape({n, r, -1});
     if (e.bias.defined()) gb = t;
+  } else if (e.kind == nn::LayerKind::BatchNorm2d) {
+    // y = γ x̂ + β per channel: ∂/∂γ_c = Σ_spatial t x̂, ∂/∂β_c = Σ_spatial t.
+    const auto tc = t.reshape({n, r, t.size(2), -1});
+    gw = (tc * e.input.reshape({n, 1, e.input.size(1), -1})).sum(-1);
+    if (e.bias.defined()) gb = tc.sum(-1);
   } else {
     gw = conv_weight_grads(e, t);
     if (e.bias.defined()) gb = t.reshape({n, r, t.size(2), -1}).sum(-1);

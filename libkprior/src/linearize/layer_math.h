@@ -1,9 +1,9 @@
 #pragma once
 // Per-layer algebra on back-propagated signals t [N, R, out...] and recorded inputs, for
-// Linear and Conv2d (METHODS.md §2). For Linear layers the diagonal quantities are computed
-// from squared signals and squared inputs by matrix products, without forming per-example
-// gradients; Conv2d layers form them for a bounded chunk of examples at a time (memory
-// independent of N).
+// Linear, Conv2d and eval-mode BatchNorm2d (METHODS.md §2). For Linear layers the diagonal
+// quantities are computed from squared signals and squared inputs by matrix products, without
+// forming per-example gradients; Conv2d and BatchNorm2d layers form them for a bounded chunk of
+// examples at a time (memory independent of N; a BatchNorm2d layer has only 2C parameters).
 #include <torch/types.h>
 
 #include "kprior/nn/layer_tape.h"

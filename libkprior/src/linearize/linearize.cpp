@@ -36,7 +36,7 @@ Layout layout_of(nn::TapedModule& model, const std::vector<nn::TapeEntry>& layer
   for (size_t i = 0; i < used.size(); ++i) {
     if (used[i] == 0) {
       throw UsageError("linearize: parameter " + std::to_string(i) +
-                       " of the model is not in a taped Linear/Conv2d layer");
+                       " of the model is not in a taped Linear/Conv2d/BatchNorm2d layer");
     }
   }
   return l;
@@ -128,6 +128,7 @@ torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns) {
   check_columns(columns);
   torch::NoGradGuard no_grad;
+  nn::EvalModeGuard eval_mode(model);
   return torch::softmax(head(model.forward(x), columns), 1);
 }
 
@@ -145,6 +146,7 @@ torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tenso
       throw UsageError("jacobian_vector_product: direction " + std::to_string(k) + " has the wrong shape");
     }
   }
+  nn::EvalModeGuard eval_mode(model);
   return in_batches(x, [&](const torch::Tensor& xb) {
     torch::AutoGradMode grad_on(true);
     const auto f = head(model.forward(xb), columns);

@@ -9,6 +9,9 @@ namespace kprior::linearize {
 Signals backprop_signals(nn::TapedModule& model, const torch::Tensor& x,
                          const CotangentFn& cotangents) {
   torch::AutoGradMode grad_on(true);
+  // Per-example linearization needs per-example outputs: dropout off and BatchNorm on its
+  // running statistics, whatever mode the caller left the model in (restored on return).
+  nn::EvalModeGuard eval_mode(model);
   nn::LayerTape tape;
   // An input on the graph guarantees the layer outputs are too, even with frozen weights.
   const auto logits = model.forward_taped(x.detach().requires_grad_(true), &tape);

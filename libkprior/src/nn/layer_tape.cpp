@@ -55,4 +55,65 @@ torch::Tensor tape_conv2d(torch::nn::Conv2d& layer, const torch::Tensor& x, Laye
   return out;
 }
 
+torch::Tensor tape_batchnorm2d(torch::nn::BatchNorm2d& layer, const torch::Tensor& x, LayerTape* tape) {
+  const auto& o = layer->options;
+  if (tape != nullptr) {
+    if (layer->is_training()) {
+      throw UsageError("layer tape: BatchNorm2d in train mode normalises by the statistics of the batch, which "
+                       "couples its examples (there is no per-example linearization); put the model in eval mode "
+                       "(running statistics) to linearize it");
+    }
+    if (!o.track_running_stats()) {
+      throw UsageError("layer tape: BatchNorm2d without running statistics normalises by the batch's statistics "
+                       "even in eval mode; it cannot be linearized per example");
+    }
+  }
+  auto out = layer->forward(x);
+  if (tape != nullptr && o.affine()) {  // affine=false: a fixed map without parameters, nothing to record
+    TapeEntry e;
+    e.kind = LayerKind::BatchNorm2d;
+    {
+      torch::NoGradGuard no_grad;  // x̂ only enters the per-example gradient algebra
+      const std::vector<int64_t> per_channel{1, -1, 1, 1};
+      e.input = (x.detach() - layer->running_mean.view(per_channel)) /
+                (layer->running_var.view(per_channel) + o.eps()).sqrt();
+    }
+    e.output = out;
+    e.weight = layer->weight;
+    e.bias = layer->bias;
+    tape->record(std::move(e));
+  }
+  return out;
+}
+
+namespace {
+
+bool is_batchnorm(const torch::nn::Module& m) {
+  return dynamic_cast<const torch::nn::BatchNorm1dImpl*>(&m) != nullptr ||
+         dynamic_cast<const torch::nn::BatchNorm2dImpl*>(&m) != nullptr ||
+         dynamic_cast<const torch::nn::BatchNorm3dImpl*>(&m) != nullptr;
+}
+
+}  // namespace
+
+EvalModeGuard::EvalModeGuard(torch::nn::Module& module, Scope scope)
+    : module_(module), self_training_(module.is_training()) {
+  // modules(false) lists the submodules in pre-order (every module before its descendants),
+  // the order in which restoring one module's mode at a time leaves each with its own.
+  for (const auto& m : module.modules(/*include_self=*/false)) {
+    if (scope == Scope::All || is_batchnorm(*m)) saved_.emplace_back(m, m->is_training());
+  }
+  if (scope == Scope::All) {
+    module.eval();
+  } else {
+    for (auto& [m, training] : saved_) m->eval();
+  }
+  scope_all_ = scope == Scope::All;
+}
+
+EvalModeGuard::~EvalModeGuard() {
+  if (scope_all_) module_.train(self_training_);  // recursive: the submodules follow below
+  for (auto& [m, training] : saved_) m->train(training);
+}
+
 }  // namespace kprior::nn

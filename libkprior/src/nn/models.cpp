@@ -47,8 +47,6 @@ std::string to_string(ModelKind kind) {
   return "?";
 }
 
-bool linearizable(ModelKind kind) { return kind != ModelKind::ResNet18; }
-
 std::shared_ptr<TapedModule> make_model(ModelKind kind, const std::vector<int64_t>& input_shape,
                                         int64_t outputs, const std::vector<int64_t>& hidden) {
   if (outputs <= 0) throw UsageError("make_model: outputs must be > 0");
@@ -70,26 +68,11 @@ std::shared_ptr<TapedModule> make_model(ModelKind kind, const std::vector<int64_
     case ModelKind::ResNet18: {
       require_image(input_shape, 0, "resnet18");
       const bool small = input_shape[1] <= 64 && input_shape[2] <= 64;
-      auto net = std::make_shared<ResNet18Impl>(small ? ResNetStem::Cifar : ResNetStem::ImageNet, outputs,
-                                                input_shape[0]);
-      auto forward = [raw = net.get()](const torch::Tensor& x) { return raw->forward(x); };
-      return std::make_shared<UntapedModelImpl>(net, forward, "resnet18");
+      return std::make_shared<ResNet18Impl>(small ? ResNetStem::Cifar : ResNetStem::ImageNet, outputs,
+                                            input_shape[0]);
     }
   }
   throw UsageError("unknown model");
-}
-
-UntapedModelImpl::UntapedModelImpl(std::shared_ptr<torch::nn::Module> net,
-                                   std::function<torch::Tensor(const torch::Tensor&)> forward, std::string name)
-    : net_(register_module("net", std::move(net))), forward_(std::move(forward)), name_(std::move(name)) {}
-
-torch::Tensor UntapedModelImpl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
-  if (tape != nullptr) {
-    throw UsageError("model " + name_ + " has no layer tape (BatchNorm parameters): it cannot be linearized, so "
-                     "fromp, ewc, ewc+fr+replay and --select mpe are unavailable with it; use finetune, replay, "
-                     "kprior, ivon-prior or joint");
-  }
-  return forward_(x);
 }
 
 }  // namespace kprior::nn

@@ -33,16 +33,21 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t out_channels, int64_
   conv2_ = register_module("conv2", conv(out_channels, out_channels, 3, 1, 1));
   bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out_channels));
   if (stride != 1 || in_channels != out_channels) {
-    downsample_ = register_module(
-        "downsample", torch::nn::Sequential(conv(in_channels, out_channels, 1, stride, 0),
-                                            torch::nn::BatchNorm2d(out_channels)));
+    down_conv_ = conv(in_channels, out_channels, 1, stride, 0);
+    down_bn_ = torch::nn::BatchNorm2d(out_channels);
+    downsample_ = register_module("downsample", torch::nn::Sequential(down_conv_, down_bn_));
   }
 }
 
-torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto h = torch::relu(bn1_(conv1_(x)));
-  h = bn2_(conv2_(h));
-  h += downsample_ ? downsample_->forward(x) : x;
+torch::Tensor BasicBlockImpl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
+  auto h = torch::relu(tape_batchnorm2d(bn1_, tape_conv2d(conv1_, x, tape), tape));
+  h = tape_batchnorm2d(bn2_, tape_conv2d(conv2_, h, tape), tape);
+  const auto shortcut = downsample_ ? tape_batchnorm2d(down_bn_, tape_conv2d(down_conv_, x, tape), tape) : x;
+  if (tape != nullptr) {
+    h = h + shortcut;  // bn2's output is on the tape: not modified in place
+  } else {
+    h += shortcut;
+  }
   return torch::relu(h);
 }
 
@@ -58,12 +63,14 @@ ResNet18Impl::ResNet18Impl(ResNetStem stem, int64_t num_classes, int64_t in_chan
   fc_ = register_module("fc", torch::nn::Linear(512, num_classes));
 }
 
-torch::Tensor ResNet18Impl::forward(const torch::Tensor& x) {
-  auto h = torch::relu(bn1_(conv1_(x)));
+torch::Tensor ResNet18Impl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
+  auto h = torch::relu(tape_batchnorm2d(bn1_, tape_conv2d(conv1_, x, tape), tape));
   if (stem_ == ResNetStem::ImageNet) h = torch::max_pool2d(h, 3, 2, 1);
-  h = layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(h))));
+  for (auto* stage : {&layer1_, &layer2_, &layer3_, &layer4_}) {
+    for (const auto& block : (*stage)->children()) h = block->as<BasicBlockImpl>()->forward_taped(h, tape);
+  }
   // Global average pooling to [N, 512] (any input size works).
-  return fc_(torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1));
+  return tape_linear(fc_, torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1), tape);
 }
 
 }  // namespace kprior::nn

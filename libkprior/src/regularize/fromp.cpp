@@ -15,6 +15,11 @@ torch::Tensor fromp_quadratic(const torch::Tensor& probs, const torch::Tensor& o
 
 torch::Tensor FROMP::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
   if (memories_.empty()) return {};
+  // BatchNorm layers on their running statistics for the memory's forward, as at the boundary
+  // that computed the soft targets and kernels: in train mode the memory batch's own statistics
+  // would enter its function values (and update the running statistics). Only BatchNorm layers
+  // change mode; dropout stays as the caller set it, so BatchNorm-free models are unaffected.
+  nn::EvalModeGuard batchnorm_eval(model, nn::EvalModeGuard::Scope::BatchNorm);
   torch::Tensor total;
   for (size_t s = 0; s < memories_.size(); ++s) {
     const auto p = torch::softmax(memory_head_logits(model, memories_[s]), 1);

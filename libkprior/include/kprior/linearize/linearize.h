@@ -4,7 +4,9 @@
 // curvature diagonals of a TapedModule under a diagonal posterior Σ, by the fast layer-wise
 // path. `variances` are per-parameter tensors aligned with model.parameters() (e.g.
 // IVON::posterior().variance() when IVON was built from model->parameters()). Every function
-// puts BatchNorm/dropout concerns on the caller: call model.eval() first.
+// that runs a TapedModule runs it in eval mode (dropout off, BatchNorm on its running
+// statistics: per-example outputs) and restores each module's previous mode on return
+// (nn::EvalModeGuard); jacobian_oracle runs `forward` as given.
 #include <torch/types.h>
 
 #include <functional>

@@ -1,6 +1,7 @@
 #pragma once
 // The layer tape: LibTorch modules have no forward hooks, so models the library linearizes
-// record, during one forward pass, the input and output of each Linear and Conv2d layer.
+// record, during one forward pass, the input and output of each Linear, Conv2d and (eval-mode)
+// BatchNorm2d layer.
 // With the outputs z_l on the autograd graph, one backward pass per output direction gives
 // ∂f/∂z_l for every layer at once, and per-example Jacobians follow as outer products with the
 // recorded inputs (METHODS.md §2, "efficient computation").
@@ -12,20 +13,25 @@
 //     }
 //   };
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kprior::nn {
 
-enum class LayerKind { Linear, Conv2d };
+enum class LayerKind { Linear, Conv2d, BatchNorm2d };
 
-/// One recorded layer application.
+/// One recorded layer application. A BatchNorm2d entry (eval mode only) records the
+/// normalised input x̂ = (x − running_mean) / sqrt(running_var + eps), fixed per channel, as
+/// its input, so that its output is y = γ x̂ + β: linear in (γ, β) per example, like the others.
 struct TapeEntry {
   LayerKind kind = LayerKind::Linear;
-  torch::Tensor input;   // [N, in] or [N, C_in, H, W]
+  torch::Tensor input;   // [N, in] or [N, C_in, H, W] (BatchNorm2d: x̂, [N, C, H, W])
   torch::Tensor output;  // [N, out] or [N, C_out, H', W'] (on the autograd graph)
   torch::Tensor weight;  // the layer's parameters (the same tensors as in parameters())
   torch::Tensor bias;    // undefined when the layer has none
@@ -46,17 +52,41 @@ class LayerTape {
 
 /// Applies `layer` to `x`, recording the call on `tape` when it is not null.
 torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, LayerTape* tape);
-/// As tape_linear for Conv2d (groups = 1, zero padding; other settings throw UsageError).
+/// As tape_linear for Conv2d (groups = 1, zero padding, with or without bias; other settings
+/// throw UsageError).
 torch::Tensor tape_conv2d(torch::nn::Conv2d& layer, const torch::Tensor& x, LayerTape* tape);
+/// As tape_linear for BatchNorm2d; the output is layer->forward(x) either way. With a tape the
+/// layer must be in eval mode with running statistics (in train mode BatchNorm normalises by
+/// the batch's statistics, which couples the examples of a batch: there is no per-example
+/// linearization) — otherwise UsageError. affine=false has no parameters and is not recorded.
+torch::Tensor tape_batchnorm2d(torch::nn::BatchNorm2d& layer, const torch::Tensor& x, LayerTape* tape);
 
-/// A module whose Linear/Conv2d layers can be recorded. Every parameter of a TapedModule
-/// must belong to a recorded layer (the linearization checks this); BatchNorm-free models
-/// or models in eval mode give per-example independent outputs, which the method requires.
+/// A module whose Linear/Conv2d/BatchNorm2d layers can be recorded. Every parameter of a
+/// TapedModule must belong to a recorded layer (the linearization checks this). Outputs must
+/// be per-example independent, which BatchNorm gives only in eval mode: the linearization
+/// runs every model in eval mode (EvalModeGuard).
 class TapedModule : public torch::nn::Module {
  public:
-  /// Logits [N, outputs]; records every Linear/Conv2d application on `tape` if not null.
+  /// Logits [N, outputs]; records every taped layer application on `tape` if not null.
   virtual torch::Tensor forward_taped(const torch::Tensor& x, LayerTape* tape) = 0;
   torch::Tensor forward(const torch::Tensor& x) { return forward_taped(x, nullptr); }
+};
+
+/// Puts a module and its submodules in eval mode (Scope::All), or only its BatchNorm layers
+/// (Scope::BatchNorm), for the guard's lifetime, then restores each module's own previous mode.
+class EvalModeGuard {
+ public:
+  enum class Scope { All, BatchNorm };
+  explicit EvalModeGuard(torch::nn::Module& module, Scope scope = Scope::All);
+  ~EvalModeGuard();
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool self_training_ = false;
+  bool scope_all_ = true;
+  std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> saved_;  // submodules, pre-order
 };
 
 }  // namespace kprior::nn

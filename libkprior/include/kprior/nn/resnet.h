@@ -8,8 +8,10 @@
 //     inputs (e.g. the split-CIFAR ResNet-18 of the continual-learning literature).
 // Convolutions have no bias (each is followed by BatchNorm, whose shift makes a bias redundant);
 // a block whose stride or width changes projects its shortcut with conv 1x1 + BN (option B).
-// A plain torch::nn::Module, not a TapedModule: BatchNorm couples the examples of a batch in
-// train mode, so the per-example linearization does not apply to it in training.
+// A TapedModule: forward_taped records every convolution, BatchNorm and the fc layer, so the
+// linearization (Jacobians, kernels, curvature) covers all parameters. BatchNorm couples the
+// examples of a batch in train mode, so it is linearized in eval mode only (running statistics;
+// a tape in train mode throws UsageError, and the linearization switches to eval mode itself).
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -17,6 +19,8 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cstdint>
+
+#include "kprior/nn/layer_tape.h"
 
 namespace kprior::nn {
 
@@ -27,22 +31,27 @@ enum class ResNetStem { ImageNet, Cifar };
 class BasicBlockImpl : public torch::nn::Module {
  public:
   BasicBlockImpl(int64_t in_channels, int64_t out_channels, int64_t stride);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x) { return forward_taped(x, nullptr); }
+  /// forward(x), recording its convolutions and BatchNorms on `tape` when it is not null.
+  torch::Tensor forward_taped(const torch::Tensor& x, LayerTape* tape);
 
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential downsample_{nullptr};  // empty (null) when the shortcut is the identity
+  // downsample_'s two layers (the same modules; named downsample.0 and downsample.1).
+  torch::nn::Conv2d down_conv_{nullptr};
+  torch::nn::BatchNorm2d down_bn_{nullptr};
 };
 TORCH_MODULE(BasicBlock);
 
 /// ResNet-18. forward(x) takes [N, in_channels, H, W] and returns logits [N, num_classes].
 /// Submodule names follow torchvision's (conv1, bn1, layer1.0.conv1, ..., fc).
-class ResNet18Impl : public torch::nn::Module {
+class ResNet18Impl : public TapedModule {
  public:
   explicit ResNet18Impl(ResNetStem stem = ResNetStem::ImageNet, int64_t num_classes = 1000,
                         int64_t in_channels = 3);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward_taped(const torch::Tensor& x, LayerTape* tape) override;
 
  private:
   ResNetStem stem_;

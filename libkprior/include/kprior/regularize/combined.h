@@ -30,7 +30,6 @@ class Combined : public Regularizer {
  public:
   explicit Combined(CombinedOptions options = {}) : options_(options) {}
   bool needs_memory() const override { return true; }
-  bool needs_linearization() const override { return true; }  // the Fisher of the data not in memory
   std::string name() const override { return "ewc+fr+replay"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;

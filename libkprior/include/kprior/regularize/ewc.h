@@ -25,8 +25,6 @@ class EWC : public Regularizer {
   std::string name() const override { return "ewc"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;
-  /// A Fisher needs the tape; IVON's precision does not.
-  bool needs_linearization() const override { return !options_.ivon_precision(); }
   void save_state(checkpoint::Tree& tree, const std::string& group) const override;
   void load_state(const checkpoint::Tree& tree, const std::string& group,
                   const std::vector<memory::TaskMemory>& memories) override;

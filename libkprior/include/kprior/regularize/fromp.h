@@ -7,6 +7,9 @@
 // J⁽ᶜ⁾ᵀ K⁻¹ (m − m̄) (autograd through m with K⁻¹ constant): no per-example Jacobians per step.
 // The penalty is added to the task's *mean* loss ℓ̄_t, so τ here is the paper's τ divided by
 // N_t — the convention of the published settings (τ 10 split MNIST, 0.5 permuted MNIST).
+// m_{s,c}(w) is computed with BatchNorm layers in eval mode (running statistics), as m̄ and
+// K are: the memory batch's own statistics never enter the function values (dropout is left
+// in the caller's mode, so BatchNorm-free models are unaffected).
 #include "kprior/regularize/regularizer.h"
 
 namespace kprior::regularize {
@@ -21,7 +24,6 @@ class FROMP : public Regularizer {
   explicit FROMP(FROMPOptions options = {}) : options_(options) {}
   bool needs_memory() const override { return true; }
   bool needs_variances() const override { return true; }
-  bool needs_linearization() const override { return true; }
   std::string name() const override { return "fromp"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;

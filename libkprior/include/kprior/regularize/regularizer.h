@@ -41,9 +41,6 @@ class Regularizer {
   virtual bool needs_variances() const { return false; }
   /// Whether the learner must keep a memory of past tasks for this regularizer.
   virtual bool needs_memory() const { return false; }
-  /// Whether it needs Jacobians or curvature of the model (a layer tape: every parameter in a
-  /// taped layer), which models such as ResNet-18 (nn::linearizable) cannot give.
-  virtual bool needs_linearization() const { return false; }
   /// Writes what end_task accumulated under `group` of a checkpoint tree (memories are the
   /// learner's and are not repeated here).
   virtual void save_state(checkpoint::Tree& tree, const std::string& group) const = 0;
