@@ -5,6 +5,8 @@
 #   2. issue #8's benchmark: ResNet-18 training images/s, IVON vs SGD vs AdamW, bf16 autocast
 #      + channels-last (then fp32, and bf16 without channels-last, as time allows),
 #   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (and on the CPU),
+#      split-cifar and a streamed split-tinyimagenet with ResN-18 + FROMP on generated fixtures,
+#      and the JPEG loading rate on all cores against the GPU's training rate,
 #   4. the CTest suite, and the CPU optimizer-step benchmark.
 # Every step runs even when an earlier one failed (one run gives the most information), each
 # under a time limit inside an overall budget (KPRIOR_GPU_CHECK_BUDGET seconds, default 540, so
@@ -95,6 +97,19 @@ if need "$run"; then
       --device cuda --seeds 1 --data-dir "$root/data" --out "$tmp/cuda-$opt"
   done
 fi
+
+# ---- 3b. the image benchmarks' paths on the GPU, on generated fixtures; JPEG loading rate ------
+fixture=$build/tests/make_dataset_fixture
+if need "$run" && need "$fixture"; then
+  "$fixture" cifar "$tmp/fx" > /dev/null 2>&1 && "$fixture" tiny "$tmp/fx" > /dev/null 2>&1
+  run_step cifar-cuda 120 "$run" --tasks split-cifar --device cuda --epochs 1 --batch-size 32 \
+    --memory-per-task 4 --data-dir "$tmp/fx" --out "$tmp/cifar-cuda"
+  run_step tiny-resnet-cuda 120 "$run" --tasks split-tinyimagenet --model resnet18 --method fromp \
+    --optimizer ivon --device cuda --epochs 1 --batch-size 16 --memory-per-task 2 --stop-after-task 2 \
+    --data-dir "$tmp/fx" --out "$tmp/tiny-cuda"
+fi
+[ -x "$build/bench/bench_image_loader" ] &&
+  run_step bench-jpeg 90 "$build/bench/bench_image_loader" --images 512 --rounds 2
 
 # ---- 4. CTest, then the optional measurements ---------------------------------------------------
 run_step ctest 240 ctest --test-dir "$build" --output-on-failure -j 8 --timeout 200
