@@ -21,6 +21,7 @@
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
+#include "kprior/linearize/linearize.h"
 #include "kprior/nn/models.h"
 #include "kprior/regularize/factory.h"
 #include "kprior/train/continual_learner.h"
@@ -392,6 +393,15 @@ int main(int argc, char** argv) {
     const std::string model_text = model_kind == nn::ModelKind::MLP
                                        ? "MLP " + join(widths)
                                        : fmt::format("{} ({} outputs)", nn::to_string(model_kind), seq.num_outputs);
+    if (method.find("fromp") != std::string::npos) {
+      // FROMP holds a task's whole memory in its kernels: refuse sizes that cannot fit before
+      // hours of training (ResNet-18 at 224x224 with 100-way heads needs terabytes).
+      int64_t widest_head = 0;
+      for (const auto& t : seq.tasks) widest_head = std::max<int64_t>(widest_head, static_cast<int64_t>(t.classes.size()));
+      auto probe = nn::make_model(model_kind, input_shape, seq.num_outputs, widths_hidden);
+      linearize::check_kernel_memory(*probe, seq.tasks[0].train.inputs.slice(0, 0, 1).cpu(),
+                                     options.memory_per_task(), widest_head);
+    }
     const bool tty = isatty(fileno(stdout)) != 0;
     fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {}, {} epochs, "
                "memory {}/task ({}), {} seed(s), {} threads, {}\n",

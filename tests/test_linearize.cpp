@@ -290,3 +290,23 @@ TEST_CASE("posterior sources: Laplace from the GGN, Adam's second moment", "[lin
   CHECK(torch::allclose(qa.flat_variance(), (flat(v).sqrt() * 100.0 + 0.5).reciprocal()));
   CHECK_THROWS_AS(posterior::laplace(mlp->parameters(), {ggn[0]}, 1.0), UsageError);
 }
+
+TEST_CASE("memory estimates of the linearization, and kernels too large are refused up front", "[linearize]") {
+  torch::manual_seed(2);
+  auto mlp = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{6, 5, 4, 7}, nn::Activation::Tanh);
+  const auto x = torch::randn({3, 6});
+  // By hand: layer outputs 5 + 4 + 7 per row, layer inputs 6 + 5 + 4 once.
+  CHECK(linearize::signal_floats_per_example(*mlp, x, 3) == 3 * 16 + 15);
+  // LeNet-5: conv1 6x28x28 (padding 2) + conv2 16x10x10 + fc 120 + 84 + 9 outputs per row;
+  // inputs unfolded: 1x28x28 x 25, 6x14x14 x 25, then 400 + 120 + 84.
+  auto lenet = std::make_shared<nn::LeNet5Impl>(9);
+  const auto img = torch::randn({2, 1, 28, 28});
+  const int64_t outputs = 6 * 28 * 28 + 16 * 10 * 10 + 120 + 84 + 9;
+  const int64_t inputs = 784 * 25 + 6 * 14 * 14 * 25 + 400 + 120 + 84;
+  CHECK(linearize::signal_floats_per_example(*lenet, img, 2) == 2 * outputs + inputs);
+  // The widest parameter tensor (fc1, 120x400) per row and input, on top of the signals.
+  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * outputs + inputs + 2 * 120 * 400));
+  CHECK_NOTHROW(linearize::check_kernel_memory(*mlp, x, 1000, 10));
+  CHECK_THROWS_WITH(linearize::check_kernel_memory(*mlp, x, int64_t{1} << 30, 10),
+                    Catch::Matchers::Contains("use fewer memorable points per task"));
+}

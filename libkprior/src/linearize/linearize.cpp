@@ -2,7 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
 #include <map>
+#include <numeric>
+#include <string>
 
 #include "kprior/core/error.h"
 #include "kprior/linearize/signals.h"
@@ -110,19 +115,64 @@ void check_columns(const std::vector<int64_t>& columns) {
   if (columns.empty()) throw UsageError("linearize: no output columns given");
 }
 
-// Per-example results are computed kBatch inputs at a time, so memory does not grow with N.
+// Per-example results are computed at most kBatch inputs at a time, and fewer when one
+// input's signals are large (ResNet-18 at 224x224: ~2.5 M floats per output direction), so
+// that a batch's signals stay within kBatchFloats: memory does not grow with N.
 constexpr int64_t kBatch = 512;
+constexpr int64_t kBatchFloats = int64_t{1} << 28;  // 1 GiB of float32
 
-torch::Tensor in_batches(const torch::Tensor& x,
+int64_t batch_for(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
+  const int64_t per_example = signal_floats_per_example(model, x, rows);
+  return std::clamp<int64_t>(kBatchFloats / std::max<int64_t>(1, per_example), 1, kBatch);
+}
+
+torch::Tensor in_batches(const torch::Tensor& x, int64_t batch,
                          const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
-  if (x.size(0) <= kBatch) return fn(x);
+  if (x.size(0) <= batch) return fn(x);
   std::vector<torch::Tensor> parts;
-  for (int64_t s = 0; s < x.size(0); s += kBatch) parts.push_back(fn(x.slice(0, s, s + kBatch)));
+  for (int64_t s = 0; s < x.size(0); s += batch) parts.push_back(fn(x.slice(0, s, s + batch)));
   return torch::cat(parts, 0);
 }
 
 }  // namespace
 
+
+int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
+  if (x.dim() < 1 || x.size(0) == 0) return 0;
+  torch::NoGradGuard no_grad;
+  nn::EvalModeGuard eval_mode(model);
+  nn::LayerTape tape;
+  model.forward_taped(x.slice(0, 0, 1), &tape);
+  int64_t outputs = 0, inputs = 0;
+  for (const auto& e : tape.entries()) {
+    outputs += e.output.numel();
+    // A convolution's per-example gradients go through unfold(input): kernel area × input.
+    const int64_t area = e.kind == nn::LayerKind::Conv2d
+                             ? std::accumulate(e.kernel_size.begin(), e.kernel_size.end(), int64_t{1}, std::multiplies<>())
+                             : 1;
+    inputs += e.input.numel() * area;
+  }
+  return std::max<int64_t>(1, rows) * outputs + inputs;
+}
+
+int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows) {
+  int64_t widest = 0;  // the largest per-example gradient a kernel forms for one layer
+  for (const auto& p : model.parameters()) widest = std::max<int64_t>(widest, p.numel());
+  return n * (signal_floats_per_example(model, x, rows) + rows * widest);
+}
+
+void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows) {
+  const int64_t floats = kernel_floats(model, x, n, rows);
+  if (floats > kKernelFloats) {
+    const auto gib = [&](int64_t f) {
+      return std::to_string(static_cast<int64_t>(std::ceil(static_cast<double>(f) * static_cast<double>(x.element_size()) / (1 << 30))));
+    };
+    throw UsageError("linearize: kernels over " + std::to_string(n) + " inputs and " + std::to_string(rows) +
+                     " output rows would hold about " + gib(floats) + " GiB of layer signals and per-example "
+                     "gradients (limit " + gib(kKernelFloats) + " GiB); use fewer memorable points per task, "
+                     "fewer classes per head, or a smaller model");
+  }
+}
 
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns) {
@@ -147,7 +197,7 @@ torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tenso
     }
   }
   nn::EvalModeGuard eval_mode(model);
-  return in_batches(x, [&](const torch::Tensor& xb) {
+  return in_batches(x, batch_for(model, x, 1), [&](const torch::Tensor& xb) {
     torch::AutoGradMode grad_on(true);
     const auto f = head(model.forward(xb), columns);
     // uᵀJ is linear in u; differentiating ⟨uᵀJ, d⟩ by u gives J d (u's value is irrelevant).
@@ -207,8 +257,9 @@ using LayerQuadratic = torch::Tensor (*)(const nn::TapeEntry&, const torch::Tens
 // Σ over layers of a per-layer quadratic form of the signals for `rows`, computed kBatch
 // inputs at a time (memory independent of N).
 torch::Tensor sum_over_layers(nn::TapedModule& model, const torch::Tensor& x, const CotangentFn& rows,
-                              const std::vector<torch::Tensor>& variances, LayerQuadratic form) {
-  return in_batches(x, [&](const torch::Tensor& xb) {
+                              int64_t num_rows, const std::vector<torch::Tensor>& variances,
+                              LayerQuadratic form) {
+  return in_batches(x, batch_for(model, x, num_rows), [&](const torch::Tensor& xb) {
     const auto s = backprop_signals(model, xb, rows);
     return sum_layers(layout_of(model, s.layers), s, variances,
                       [&](size_t k, const torch::Tensor& vw, const torch::Tensor& vb) {
@@ -223,28 +274,29 @@ torch::Tensor logit_variance(nn::TapedModule& model, const torch::Tensor& x,
                              const std::vector<int64_t>& columns,
                              const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return sum_over_layers(model, x, unit_rows(columns), variances, detail::diag_quadratic);
+  return sum_over_layers(model, x, unit_rows(columns), static_cast<int64_t>(columns.size()), variances, detail::diag_quadratic);
 }
 
 torch::Tensor logit_covariance(nn::TapedModule& model, const torch::Tensor& x,
                                const std::vector<int64_t>& columns,
                                const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return sum_over_layers(model, x, unit_rows(columns), variances, detail::row_covariance);
+  return sum_over_layers(model, x, unit_rows(columns), static_cast<int64_t>(columns.size()), variances, detail::row_covariance);
 }
 
 torch::Tensor probability_variance(nn::TapedModule& model, const torch::Tensor& x,
                                    const std::vector<int64_t>& columns,
                                    const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return sum_over_layers(model, x, lambda_rows(columns), variances, detail::diag_quadratic);
+  return sum_over_layers(model, x, lambda_rows(columns), static_cast<int64_t>(columns.size()), variances, detail::diag_quadratic);
 }
 
 namespace {
 
 torch::Tensor cross_kernel(nn::TapedModule& model, const torch::Tensor& x1,
-                           const torch::Tensor& x2, const CotangentFn& rows,
+                           const torch::Tensor& x2, const CotangentFn& rows, int64_t num_rows,
                            const std::vector<torch::Tensor>& variances) {
+  check_kernel_memory(model, x1, x1.size(0) + (x1.is_same(x2) ? 0 : x2.size(0)), num_rows);
   const auto s1 = backprop_signals(model, x1, rows);
   const auto s2 = x1.is_same(x2) ? s1 : backprop_signals(model, x2, rows);
   return sum_layers(layout_of(model, s1.layers), s1, variances,
@@ -259,14 +311,15 @@ torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torc
                      const std::vector<int64_t>& columns,
                      const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return cross_kernel(model, x1, x2, unit_rows(columns), variances);
+  return cross_kernel(model, x1, x2, unit_rows(columns), static_cast<int64_t>(columns.size()), variances);
 }
 
 namespace {
 
 // The (r, r) blocks of the kernel of one input set with itself: [R, N, N].
 torch::Tensor same_row_kernels(nn::TapedModule& model, const torch::Tensor& x, const CotangentFn& rows,
-                               const std::vector<torch::Tensor>& variances) {
+                               int64_t num_rows, const std::vector<torch::Tensor>& variances) {
+  check_kernel_memory(model, x, x.size(0), num_rows);
   const auto s = backprop_signals(model, x, rows);
   return sum_layers(layout_of(model, s.layers), s, variances,
                     [&](size_t i, const torch::Tensor& vw, const torch::Tensor& vb) {
@@ -280,14 +333,14 @@ torch::Tensor class_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
                             const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return same_row_kernels(model, x, unit_rows(columns), variances);
+  return same_row_kernels(model, x, unit_rows(columns), static_cast<int64_t>(columns.size()), variances);
 }
 
 torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
                             const std::vector<torch::Tensor>& variances) {
   check_columns(columns);
-  return same_row_kernels(model, x, lambda_rows(columns), variances);
+  return same_row_kernels(model, x, lambda_rows(columns), static_cast<int64_t>(columns.size()), variances);
 }
 
 std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torch::Tensor& inputs,

@@ -60,6 +60,23 @@ torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
                             const std::vector<torch::Tensor>& variances);
 
+/// Floats held per input while its layer signals for `rows` output directions are formed:
+/// each taped layer's output once per row, plus the layer inputs (a convolution's unfolded
+/// input, kernel area × input). From one taped forward pass of x[0]. The per-example
+/// functions above size their batches with it (at most 1 GiB of float32 signals per batch).
+int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows);
+
+/// What a kernel over `n` inputs like x[0] with `rows` output rows holds at once: their layer
+/// signals and one layer's per-example gradients (the largest parameter tensor × rows).
+int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows);
+
+/// Kernels hold all their inputs' signals at once (FROMP's memory of a task): above
+/// kKernelFloats (8 GiB of float32) this throws UsageError with the estimate and what to
+/// change, instead of failing to allocate. kernel(), class_kernels() and fromp_kernels()
+/// check it; an app checks it before training (kprior-run with FROMP).
+constexpr int64_t kKernelFloats = int64_t{1} << 31;
+void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows);
+
 enum class Curvature {
   GGN,              ///< Σ_i J_iᵀ Λ_i J_i (diagonal), Λ the softmax Hessian
   EmpiricalFisher,  ///< Σ_i (∇ℓ_i)², ∇ℓ_i = J_iᵀ (p_i − y_i)
