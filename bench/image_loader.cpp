@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -81,8 +83,13 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
   }
   const int all = threads > 0 ? threads : kprior::hardware_threads();
-  char dir_template[] = "/tmp/kprior-bench-jpeg-XXXXXX";
-  const std::string dir = ::mkdtemp(dir_template);
+  // A fresh folder under the system's temporary directory ($TMPDIR honoured).
+  std::string dir_template = (std::filesystem::temp_directory_path() / "kprior-bench-jpeg-XXXXXX").string();
+  if (::mkdtemp(dir_template.data()) == nullptr) {
+    std::fprintf(stderr, "bench_image_loader: cannot create %s\n", dir_template.c_str());
+    return 1;
+  }
+  const std::string dir = dir_template;
   std::vector<std::string> files;
   uint64_t bytes = 0;
   for (int64_t i = 0; i < images; ++i) {
