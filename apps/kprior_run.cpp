@@ -172,6 +172,11 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
       throw kprior::FileError(path, "attribute 'config@arguments' is not a list of options");
     }
     if (given_now(entry[0].get<std::string>())) continue;  // an overridable option given again
+    if (entry.size() == 2) {
+      // --name=value: also right for a flag, whose saved value ("true") may not follow as a word.
+      out.push_back(entry[0].get<std::string>() + "=" + entry[1].get<std::string>());
+      continue;
+    }
     for (const auto& v : entry) out.push_back(v.get<std::string>());
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -195,8 +200,11 @@ void write_example_scores(kprior::train::ContinualLearner& learner, const kprior
                           kprior::checkpoint::Tree& tree, const std::string& path) {
   using namespace kprior;
   std::vector<torch::Tensor> variances;
+  std::string source = "none";
   try {
-    variances = learner.posterior().variance();
+    const auto q = learner.posterior();
+    variances = q.variance();
+    source = q.source();
   } catch (const Error&) {
     // No posterior (e.g. fine-tuning with Adam): Tr Λ only, and the file says so.
   }
@@ -205,7 +213,7 @@ void write_example_scores(kprior::train::ContinualLearner& learner, const kprior
   const bool remembered = !mem.empty() && mem.back().task == task.id;
   const std::string group = "task_" + std::to_string(task.id);
   checkpoint::put_example_scores(tree, group, s, remembered ? mem.back().indices : torch::Tensor());
-  tree.put_attr(group + "@posterior", variances.empty() ? std::string("none") : learner.posterior().source());
+  tree.put_attr(group + "@posterior", source);
   tree.put_attr("@content", std::string("kprior-run example scores"));
   checkpoint::write(tree, path);
 }
@@ -282,7 +290,8 @@ int main(int argc, char** argv) {
                "also draw accuracy.png (accuracy matrix and average accuracy after each task)\n"
                "with notebooks/kprior_plot.py; needs Python 3 with matplotlib");
   cli.add_flag("--example-scores", example_scores,
-               "at each task boundary, score every training example of the task (Tr Λ, logit\n"
+               "at each task boundary, score every training example of the task held in memory\n"
+               "(all of it, or the boundary sample of a streamed JPEG task) (Tr Λ, logit\n"
                "variance and MPE score when there is a posterior) and mark the remembered ones:\n"
                "example_scores.h5 (example_scores-seed<S>.h5 with --seeds > 1)");
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
@@ -376,6 +385,9 @@ int main(int argc, char** argv) {
         }
       }
     }
+    if (example_scores && method == "joint") {
+      throw UsageError("--example-scores scores each task at its boundary; joint training has none");
+    }
     std::optional<app::Plotter> plotter;
     if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error
     reuse_large_allocations();  // large per-batch tensors: no page-fault churn
@@ -383,7 +395,9 @@ int main(int argc, char** argv) {
     auto seq = data::make_benchmark(tasks, data_dir, seed);
     for (auto& t : seq.tasks) {
       t.train = t.train.to(device);
-      t.test = t.test.to(device);
+      // A streamed task's test set can be large (ImageNet's val: ~30 GB as floats): it stays
+      // in host memory and evaluation moves it to the device chunk by chunk.
+      if (!t.train_stream) t.test = t.test.to(device);
     }
     const auto example = seq.tasks[0].train.inputs.sizes().slice(1);
     const std::vector<int64_t> input_shape(example.begin(), example.end());
@@ -430,12 +444,14 @@ int main(int argc, char** argv) {
       train::Callbacks cb;
       cb.on_epoch_end = [&](const train::Progress& p) { print_progress(p, seq.size(), tty); };
       train::ContinualLearner* learner_ptr = nullptr;  // the callback runs inside the learner below
-      checkpoint::Tree scores_tree;
+      const std::string scores_path = out_dir + (seeds > 1 ? fmt::format("/example_scores-seed{}.h5", run_seed)
+                                                           : std::string("/example_scores.h5"));
+      // A resumed run adds its tasks to the scores written before the interruption.
+      checkpoint::Tree scores_tree = !resume_dir.empty() && std::filesystem::exists(scores_path)
+                                         ? checkpoint::read(scores_path) : checkpoint::Tree();
       if (example_scores) {
         cb.on_task_end = [&](int64_t t) {
-          write_example_scores(*learner_ptr, seq.tasks[static_cast<size_t>(t)], scores_tree,
-                               out_dir + (seeds > 1 ? fmt::format("/example_scores-seed{}.h5", run_seed)
-                                                    : std::string("/example_scores.h5")));
+          write_example_scores(*learner_ptr, seq.tasks[static_cast<size_t>(t)], scores_tree, scores_path);
         };
       }
       const bool joint = method == "joint";

@@ -5,7 +5,8 @@
 #   2. issue #8's benchmark: ResNet-18 training images/s, IVON vs SGD vs AdamW, bf16 autocast
 #      + channels-last (then fp32, and bf16 without channels-last, as time allows),
 #   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (and on the CPU),
-#      split-cifar and a streamed split-tinyimagenet with ResNet-18 + FROMP on generated fixtures,
+#      on generated fixtures split-cifar (CifarNet) and a streamed split-tinyimagenet with
+#      ResNet-18 + FROMP,
 #      and the JPEG loading rate on all cores against the GPU's training rate,
 #   4. the CTest suite, and the CPU optimizer-step benchmark.
 # Every step runs even when an earlier one failed (one run gives the most information), each

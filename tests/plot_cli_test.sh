@@ -20,6 +20,16 @@ rm -rf "$scratch"
 mkdir -p "$scratch"
 expect 2 "KPRIOR_PLOT_SCRIPT: no readable file" -- env KPRIOR_PLOT_SCRIPT="$scratch/none.py" "$run" --plot --data-dir "$data" --out "$scratch/x"
 [ ! -e "$scratch/x/results.json" ] || { echo "FAIL: a --plot usage error still ran the experiment"; fail=1; }
+expect 2 "KPRIOR_PYTHON=$scratch/nopython cannot run" -- env KPRIOR_PYTHON="$scratch/nopython" "$run" --plot --data-dir "$data" --out "$scratch/x"
+# A figure that fails to draw: one line naming the script's error, exit 1, results kept.
+printf 'import sys\nif sys.argv[1] != "check":\n    raise ValueError("broken figure")\n' > "$scratch/broken.py"
+KPRIOR_PLOT_SCRIPT="$scratch/broken.py" "$run" --data-dir "$data" --epochs 1 --plot --threads 1 \
+  --out "$scratch/broken" > /dev/null 2> "$scratch/broken.err"
+rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: a failing plot exited $rc, expected 1"; fail=1; }
+[ "$(wc -l < "$scratch/broken.err")" -eq 1 ] || { echo "FAIL: a failing plot printed more than one line: $(cat "$scratch/broken.err")"; fail=1; }
+grep -q "failed (exit 1): ValueError: broken figure" "$scratch/broken.err" || { echo "FAIL: the plot error lacks the script's message: $(cat "$scratch/broken.err")"; fail=1; }
+[ -s "$scratch/broken/results.json" ] || { echo "FAIL: results.json not written before the failing plot"; fail=1; }
 expect 2 "give --remove-class or --per-example" -- "$infl" --plot --data-dir "$data" --out "$scratch/y"
 
 expect 0 "wrote .*accuracy.png" -- "$run" --data-dir "$data" --method fromp --epochs 1 --plot --example-scores \
@@ -50,6 +60,17 @@ for t in range(5):
 print("example scores agree with the checkpoint's memories")
 PY
 
+expect 2 "joint training has none" -- "$run" --method joint --example-scores --data-dir "$data" --out "$scratch/j"
+# A resumed run keeps the scores of the tasks learned before the stop.
+expect 0 "stopped after task 2" -- "$run" --data-dir "$data" --method fromp --epochs 1 --example-scores \
+  --stop-after-task 2 --threads 1 --out "$scratch/resumed"
+expect 0 "average accuracy" -- "$run" --resume "$scratch/resumed" --threads 1
+"$python" - "$scratch/resumed/example_scores.h5" <<'PY' || fail=1
+import sys, h5py
+groups = sorted(h5py.File(sys.argv[1], "r"))
+assert groups == [f"task_{t}" for t in range(5)], groups
+print("resumed example scores hold all five tasks")
+PY
 expect 0 "wrote .*influence.png" -- "$infl" --train-size 600 --epochs 1 --remove-class 3 --plot --data-dir "$data" \
   --out "$scratch/infl" --threads 1
 is_png "$scratch/infl/influence.png" || { echo "FAIL: influence.png is not a PNG"; fail=1; }

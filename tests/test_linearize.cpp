@@ -310,3 +310,31 @@ TEST_CASE("memory estimates of the linearization, and kernels too large are refu
   CHECK_THROWS_WITH(linearize::check_kernel_memory(*mlp, x, int64_t{1} << 30, 10),
                     Catch::Matchers::Contains("use fewer memorable points per task"));
 }
+
+TEST_CASE("the threaded convolution chunks give the serial results", "[linearize]") {
+  // One thread runs the chunks in a loop, four run them in parallel (each single-threaded).
+  // LibTorch's own threaded kernels (conv backward, GEMMs) round differently with other
+  // thread counts, so the comparison is to float32 rounding, not bit for bit.
+  torch::manual_seed(4);
+  auto lenet = std::make_shared<nn::LeNet5Impl>(10);
+  lenet->eval();
+  const auto x = torch::randn({37, 1, 28, 28});
+  const auto y = torch::randint(0, 10, {37});
+  const auto v = random_variances(*lenet);
+  const std::vector<int64_t> cols{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto var1 = linearize::logit_variance(*lenet, x, cols, v);
+  const auto ggn1 = linearize::curvature_diagonal(*lenet, x, y, cols, linearize::Curvature::GGN);
+  at::set_num_threads(4);
+  const auto var4 = linearize::logit_variance(*lenet, x, cols, v);
+  const auto ggn4 = linearize::curvature_diagonal(*lenet, x, y, cols, linearize::Curvature::GGN);
+  at::set_num_threads(before);
+  INFO("max relative difference " << ((var1 - var4).abs() / var4.abs()).max().item<double>());
+  CHECK(torch::allclose(var1, var4, 1e-5, 0));
+  REQUIRE(ggn1.size() == ggn4.size());
+  for (size_t k = 0; k < ggn1.size(); ++k) {
+    INFO("tensor " << k << " max difference " << (ggn1[k] - ggn4[k]).abs().max().item<double>() << " of max " << ggn1[k].abs().max().item<double>());
+    CHECK(torch::allclose(ggn1[k], ggn4[k], 1e-5, 1e-5 * ggn1[k].abs().max().item<double>()));
+  }
+}

@@ -14,12 +14,13 @@ struct Plotter {
 
 /// Finds kprior_plot.py ($KPRIOR_PLOT_SCRIPT, else <prefix>/share/kprior next to the
 /// executable's bin/, else the source tree the app was built from) and a Python that runs its
-/// `check` ($KPRIOR_PYTHON, else python3 on PATH, else Debian's /usr/bin/python3 — a pyenv or
-/// venv python3 first on PATH often lacks matplotlib). Throws UsageError saying what to install.
+/// `check` ($KPRIOR_PYTHON, which must work when set; else python3 on PATH, else Debian's
+/// /usr/bin/python3 — a pyenv or venv python3 first on PATH often lacks matplotlib). Throws
+/// UsageError saying what to install.
 Plotter find_plotter();
 
-/// Runs `kprior_plot.py <command> <dir> --out <png> <extra...>`; throws kprior::Error when it
-/// fails.
+/// Runs `kprior_plot.py <command> <dir> --out <png> <extra...>`; throws kprior::Error with the
+/// last line the script wrote to stderr (a traceback's error) when it fails.
 void draw(const Plotter& plotter, const std::string& command, const std::string& dir,
           const std::string& png, const std::vector<std::string>& extra = {});
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <thread>
 
@@ -20,13 +21,19 @@ torch::Tensor load_images(const std::vector<std::string>& files, const std::vect
   float* dst = out.data_ptr<float>();
   const int workers = static_cast<int>(std::min<int64_t>(std::max(1, threads > 0 ? threads : hardware_threads()), std::max<int64_t>(n, 1)));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  // libjpeg may scale by 1/2, 1/4, 1/8 while decoding as long as the shorter side keeps the
+  // pixels the transform reads: the test pipeline resizes the shorter side to
+  // round(size · resize_ratio) before its centre crop; a random-resized crop may take 8% of
+  // the image and enlarge it to `size`, so training decodes at full resolution (as
+  // torchvision does).
+  const int64_t min_side = transform.augment ? 0 : static_cast<int64_t>(std::ceil(static_cast<double>(transform.size) * transform.resize_ratio));
   auto work = [&](int w) {
     try {
       // Strided assignment: neighbouring (similar-sized) files spread over the threads.
       for (int64_t k = w; k < n; k += workers) {
         const int64_t i = indices[static_cast<size_t>(k)];
         if (i < 0 || i >= static_cast<int64_t>(files.size())) throw UsageError("load_images: index out of range");
-        const auto image = decode_jpeg(files[static_cast<size_t>(i)], transform.size);
+        const auto image = decode_jpeg(files[static_cast<size_t>(i)], min_side);
         SplitMix64 rng(mix_seed(stream_seed, static_cast<uint64_t>(i)));
         transform_image(image, transform, rng, dst + k * 3 * s * s);
       }

@@ -45,13 +45,18 @@ namespace {
 // Applies fn(weight grads, bias grads) to bounded chunks of examples and concatenates.
 // The per-example GEMMs are small (LeNet-5: [R·6, 576] × [576, 25]), so BLAS runs each on
 // one core; the chunks are spread over LibTorch's threads instead (CPU only: a GPU is fed
-// better by one large batched call), each chunk computed single-threaded.
+// better by one large batched call), each chunk computed single-threaded. On the CPU the
+// examples are cut into kParts chunks whatever the thread count, so the order of the sums
+// over chunks (sum_squares) does not follow --threads.
+constexpr int64_t kParts = 16;
+
 torch::Tensor over_chunks(const nn::TapeEntry& e, const torch::Tensor& t,
                           const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& fn) {
   const int64_t n = t.size(0);
   int64_t step = chunk_size(t, e.weight);
-  const bool parallel = t.device().is_cpu() && at::get_num_threads() > 1 && n > 1;
-  if (parallel) step = std::min(step, (n + at::get_num_threads() - 1) / at::get_num_threads());
+  const bool cpu = t.device().is_cpu();
+  if (cpu) step = std::min(step, std::max<int64_t>(1, (n + kParts - 1) / kParts));
+  const bool parallel = cpu && at::get_num_threads() > 1 && n > step;
   std::vector<torch::Tensor> parts(static_cast<size_t>((n + step - 1) / step));
   const auto chunk = [&](int64_t i) {
     const int64_t s = i * step, stop = std::min(n, s + step);

@@ -356,6 +356,9 @@ std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torc
   const auto params = model.parameters();
   std::vector<torch::Tensor> total;
   for (const auto& p : params) total.push_back(torch::zeros_like(p).detach());
+  // At most batch_size inputs, fewer when their signals would exceed the per-batch budget.
+  const int64_t rows_per_input = kind == Curvature::EmpiricalFisher ? 1 : static_cast<int64_t>(columns.size());
+  batch_size = std::min(batch_size, batch_for(model, inputs, rows_per_input));
   for (int64_t start = 0; start < inputs.size(0); start += batch_size) {
     const int64_t stop = std::min(inputs.size(0), start + batch_size);
     CotangentFn rows;

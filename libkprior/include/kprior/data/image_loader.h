@@ -3,7 +3,9 @@
 // (load_image_list), or streamed in mini-batches with the next batch decoded in the
 // background while the current one is used (ImageBatchLoader), for data that does not fit
 // in memory as float tensors (ImageNet). Each example's augmentation draws from its own
-// random stream, mix_seed(mix_seed(seed, epoch), index), so results do not depend on the
+// random stream, mix_seed(stream, index) with stream = mix_seed(mix_seed(seed ^ 0x1A6E5EED,
+// epoch), 0) for the batch loader (the constant keeps it apart from the batch order's
+// mix_seed(seed, epoch)), so results do not depend on the
 // number of threads or on which thread decodes what.
 #include <torch/types.h>
 

@@ -25,7 +25,7 @@ struct TaskMemory {
   torch::Tensor scores;          // [M] selection scores
   torch::Tensor old_probs;       // [M, |head|] softmax over the head at the last boundary
   /// [M] positions of the examples in the task's training set (int64, CPU). Set by
-  /// select_memory; not checkpointed (undefined after a resume).
+  /// select_memory and checkpointed; undefined for memories from files written before it.
   torch::Tensor indices;
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
