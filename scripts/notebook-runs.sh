@@ -1,7 +1,7 @@
 #!/bin/sh
 # The runs the notebooks read (notebooks/README.md). Usage:
 #   scripts/notebook-runs.sh [--fast] [OUT]     (OUT default: out/notebooks)
-# Default settings are the published ones (~7 minutes on 2 cores); --fast trains for a
+# Default settings are the published ones (2.5 minutes alone on 2 cores); --fast trains for a
 # couple of epochs on part of the data (~1 minute: the CI check that the notebooks run).
 # Writes OUT/runs/split-mnist/<method>/ (kprior-run: results.json, checkpoint.h5,
 # example_scores.h5; kprior-inspect --json: inspect.json for the two FROMP runs), OUT/influence/ (mpe-influence: every class removed, against
