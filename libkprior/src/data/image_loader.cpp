@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <system_error>
 #include <thread>
 
 #include "kprior/core/error.h"
@@ -42,8 +43,18 @@ torch::Tensor load_images(const std::vector<std::string>& files, const std::vect
     }
   };
   std::vector<std::thread> pool;
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  work(0);
+  std::vector<int> here{0};  // the shares this thread decodes itself
+  for (int w = 1; w < workers; ++w) {
+    try {
+      pool.emplace_back(work, w);
+    } catch (const std::system_error&) {
+      // No thread could be started (a process limit): this thread takes that share, and the
+      // threads already running are still joined below (a joinable thread must never be
+      // destroyed: that would terminate the process).
+      here.push_back(w);
+    }
+  }
+  for (int w : here) work(w);
   for (auto& t : pool) t.join();
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);

@@ -33,13 +33,10 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
   if (how == Selection::Random) {
     scores = random_scores(x.size(0), seed).to(x.device());
   } else {
-    const auto p = linearize::head_probabilities(model, x, task.classes);
-    if (how == Selection::LambdaTrace) {
-      scores = lambda_trace_scores(p);
-    } else {
-      if (variances.empty()) throw UsageError("MPE selection needs the posterior variances");
-      scores = mpe_scores(p, local, linearize::logit_variance(model, x, task.classes, variances));
-    }
+    if (how == Selection::MPE && variances.empty()) throw UsageError("MPE selection needs the posterior variances");
+    // The same scores --example-scores writes (Tr Λ needs no variances: skip their cost).
+    const auto s = score_examples(model, task, how == Selection::MPE ? variances : std::vector<torch::Tensor>{});
+    scores = (how == Selection::LambdaTrace ? s.lambda_trace : s.mpe).to(x.device());
   }
   // per_task / C per class; the remainder goes one each to the first classes.
   const auto c = static_cast<int64_t>(task.classes.size());
