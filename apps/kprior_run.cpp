@@ -250,8 +250,8 @@ int main(int argc, char** argv) {
                  "tasks at once: the upper bound)")->capture_default_str();
   cli.add_option("--optimizer", optimizer, "ivon, adam or sgd")->capture_default_str();
   auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
-  auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published)");
-  auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published)");
+  auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published; 10 with ivon and fromp on split-mnist)");
+  auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published; 8 with ivon and fromp on split-mnist)");
   cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; --model mlp only)");
   auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published)");
   cli.add_option("--select", select,
@@ -263,11 +263,7 @@ int main(int argc, char** argv) {
                                  "δ of the Laplace posterior used for FROMP's kernels with adam/sgd\n(default: published)");
   auto* o_jitter = cli.add_option("--jitter", jitter, "FROMP kernel jitter ε (default: published for adam, 1e-2 for ivon)");
   auto* o_clip = cli.add_option("--clip", clip, "global gradient-norm clip, 0 = none (default: published for\nadam, none for ivon and sgd)");
-  // IVON's h0 sets its first posterior's spread σ = 1/sqrt(N (h0 + δ)); with 1,600 examples per
-  // task and β2 = 0.99999, h stays near h0 over a task's ~200 steps. Measured on split-MNIST:
-  // FROMP 98.36 ± 0.21% at h0 = 10, 98.67 ± 0.10% at 100 (3 seeds); ivon-prior, whose prior
-  // precision is ess (h + δ), 94.1% at h0 = 1 but 59.3% at h0 = 100 (it cannot learn new tasks).
-  // So the default is 100 for methods with FROMP and 1 otherwise.
+  // IVON's defaults are train::ivon_settings (measured; documented there).
   double hess_init = 0, ivon_wd = 1e-4;
   auto* o_hess = cli.add_option("--hess-init", hess_init,
                                 "IVON's initial Hessian h0 (sets the first posterior's spread,\n"
@@ -342,18 +338,11 @@ int main(int argc, char** argv) {
     regularize::MethodSettings ms;
     // Published settings unless the option was given (CLI11 counts given options).
     auto given = [](const CLI::Option* o) { return o->count() > 0; };
-    // With IVON the penalty is evaluated at sampled weights, where m(θ) − m̄ carries the
-    // sampling noise; kernel directions far below that noise blow it up. Measured on
-    // split-MNIST (seed 0): ε = 1e-6 → 50%, 1e-3 → 65%, 1e-2 → 98% average accuracy.
-    const double ivon_jitter = 1e-2;
-    // The published τ is tuned for Adam, whose steps are bounded by the learning rate; IVON's
-    // Newton-like steps overshoot against so stiff a term (split-MNIST diverges at τ ≥ 0.05).
-    // Measured on split-MNIST, 3 seeds, h0 = 100: τ 0.002 → 98.68 ± 0.08%, 0.003 → 98.67 ±
-    // 0.10%, 0.005 → 95.5 ± 5.1% (unstable); so IVON's default is the published τ × 2e-4.
-    const double ivon_tau_scale = 2e-4;
     const auto kind = train::parse_optimizer(optimizer);
-    ms.fromp.tau(given(o_tau) ? tau : (kind == train::OptimizerKind::IVON ? pub.tau * ivon_tau_scale : pub.tau))
-        .jitter(given(o_jitter) ? jitter : (kind == train::OptimizerKind::IVON ? ivon_jitter : pub.jitter));
+    const bool ivon = kind == train::OptimizerKind::IVON;
+    const auto iv = train::ivon_settings(tasks, method.find("fromp") != std::string::npos);
+    ms.fromp.tau(given(o_tau) ? tau : (ivon ? pub.tau * iv.tau_scale : pub.tau))
+        .jitter(given(o_jitter) ? jitter : (ivon ? iv.jitter : pub.jitter));
     ms.ewc.lambda(ewc_lambda).fisher(fisher == "ggn" ? linearize::Curvature::GGN
                                      : fisher == "empirical" ? linearize::Curvature::EmpiricalFisher
                                      : fisher == "true" ? linearize::Curvature::TrueFisher
@@ -364,8 +353,8 @@ int main(int argc, char** argv) {
     auto options = train::LearnerOptions()
                        .optimizer(kind)
                        .lr(given(o_lr) ? lr : (kind == train::OptimizerKind::Adam ? pub.adam_lr : 0))
-                       .epochs(given(o_epochs) ? epochs : pub.epochs)
-                       .batch_size(given(o_batch) ? batch_size : pub.batch_size)
+                       .epochs(given(o_epochs) ? epochs : (ivon ? iv.epochs : pub.epochs))
+                       .batch_size(given(o_batch) ? batch_size : (ivon ? iv.batch_size : pub.batch_size))
                        // The published clip is for Adam; clipping IVON's gradients would also
                        // shrink its Hessian estimate (ĥ uses ĝ), so IVON runs unclipped.
                        .grad_clip(given(o_clip) ? clip : (kind == train::OptimizerKind::Adam ? pub.grad_clip : 0))
@@ -373,7 +362,7 @@ int main(int argc, char** argv) {
                        // Measured on split-Fashion (seed 0): replay 87.1% with Tr Λ memory, 97.9% random.
                        .selection(memory::parse_selection(select == "auto" ? (method == "replay" ? "random" : "lambda") : select))
                        .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision)
-                       .hess_init(given(o_hess) ? hess_init : (method.find("fromp") != std::string::npos ? 100.0 : 1.0))
+                       .hess_init(given(o_hess) ? hess_init : iv.hess_init)
                        .weight_decay(ivon_wd)
                        .hess_beta(ivon_beta2);
     options.validate();
@@ -417,10 +406,10 @@ int main(int argc, char** argv) {
                                      options.memory_per_task(), widest_head);
     }
     const bool tty = isatty(fileno(stdout)) != 0;
-    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {}, {} epochs, "
+    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {}, {} epochs of batch {}, "
                "memory {}/task ({}), {} seed(s), {} threads, {}\n",
                version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
-               model_text, options.epochs(), options.memory_per_task(), select, seeds,
+               model_text, options.epochs(), options.batch_size(), options.memory_per_task(), select, seeds,
                n_threads, device_name);
 
     const json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},

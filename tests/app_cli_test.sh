@@ -29,5 +29,11 @@ grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks 
 mkdir -p "$scratch"
 printf 'epochs = 1\nmethod = "finetune"\noptimizer = "sgd"\n' > "$scratch/run.toml"
 expect 0 "method finetune, optimizer sgd .* 1 epochs" -- "$bin" --config "$scratch/run.toml" --data-dir "$data" --out "$scratch/cfg" --threads 1
+# IVON's measured defaults for FROMP on split-MNIST (train::ivon_settings) reach the learner;
+# a given option still wins.
+expect 0 "optimizer ivon .* 1 epochs of batch 8," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
+  --stop-after-task 1 --out "$scratch/ivon" --threads 1
+expect 0 "optimizer ivon .* 1 epochs of batch 32," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
+  --batch-size 32 --stop-after-task 1 --out "$scratch/ivon32" --threads 1
 [ $fail -eq 0 ] && echo "kprior-run CLI: all checks passed"
 exit $fail

@@ -11,7 +11,7 @@ data=$2
 scratch=$3
 . "$(dirname "$0")/cli_expect.sh"
 rm -rf "$scratch" && mkdir -p "$scratch"
-common="--data-dir $data --epochs 1 --threads 1 --optimizer ivon --method fromp,ewc"
+common="--data-dir $data --epochs 1 --batch-size 128 --threads 1 --optimizer ivon --method fromp,ewc"
 # shellcheck disable=SC2086
 expect 0 "average accuracy" -- "$run" $common --out "$scratch/whole"
 # shellcheck disable=SC2086

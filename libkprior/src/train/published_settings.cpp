@@ -20,4 +20,37 @@ PublishedSettings published_settings(const std::string& benchmark) {
   throw UsageError("no published settings for '" + benchmark + "'");
 }
 
+IvonSettings ivon_settings(const std::string& benchmark, bool with_fromp) {
+  const auto pub = published_settings(benchmark);
+  IvonSettings s{};
+  // h0 sets the first posterior's spread σ = 1/sqrt(N (h0 + δ)); with β2 = 0.99999, h stays
+  // near h0 over a task. Measured on split-MNIST (3 seeds): FROMP 98.36 ± 0.21% at h0 = 10,
+  // 98.67 ± 0.10% at 100; ivon-prior, whose prior precision is ess (h + δ), 94.1% at h0 = 1 but
+  // 59.3% at h0 = 100 (it cannot learn new tasks). So 100 with FROMP and 1 otherwise.
+  s.hess_init = with_fromp ? 100.0 : 1.0;
+  // The published τ is tuned for Adam, whose steps are bounded by the learning rate; IVON's
+  // Newton-like steps overshoot against so stiff a term (split-MNIST diverges at τ ≥ 0.05).
+  // Measured on split-MNIST, 3 seeds, h0 = 100: τ 0.002 → 98.68 ± 0.08%, 0.003 → 98.67 ±
+  // 0.10%, 0.005 → 95.5 ± 5.1% (unstable): the published τ × 2e-4.
+  s.tau_scale = 2e-4;
+  // The penalty is evaluated at sampled weights, where m(θ) − m̄ carries the sampling noise;
+  // kernel directions far below that noise blow it up. Measured on split-MNIST (seed 0):
+  // ε = 1e-6 → 50%, 1e-3 → 65%, 1e-2 → 98% average accuracy.
+  s.jitter = 1e-2;
+  s.batch_size = pub.batch_size;
+  s.epochs = pub.epochs;
+  if (with_fromp && benchmark == "split-mnist") {
+    // Many small noisy steps: FROMP with IVON on split-MNIST, tuned on seeds 10-14 and checked
+    // on seeds 0-2 and 20-24 (5 tasks; Adam with the published settings on the same seeds in
+    // brackets): batch 128 × 15 epochs 98.40 ± 0.2% (98.69), batch 32 98.5, batch 16 98.62,
+    // batch 8 × 10 epochs 98.70 ± 0.17 (98.69), 98.64 ± 0.17 on seeds 0-2 (98.67) and
+    // 98.79 ± 0.13 on seeds 20-24 (98.62), all on 1 thread; on 2 threads, seeds 0-9,
+    // 98.65 ± 0.12 (98.74 ± 0.13). Equal to Adam within the seed spread, not above it.
+    // It costs ~10× Adam's training time (10,000 steps of batch 8 instead of 1,000 of 128).
+    s.batch_size = 8;
+    s.epochs = 10;
+  }
+  return s;
+}
+
 }  // namespace kprior::train

@@ -38,4 +38,19 @@ struct PublishedSettings {
 /// Throws UsageError for other names.
 PublishedSettings published_settings(const std::string& benchmark);
 
+/// What changes when a benchmark is learned with IVON instead of Adam. Nothing of this is
+/// published (IVON's recipes are for training one task); these are our measurements, each
+/// documented in published_settings.cpp. kprior-run uses them as its IVON defaults.
+struct IvonSettings {
+  double hess_init;      ///< h0: σ² = 1/(N (h0 + δ)) is the first posterior's spread
+  double tau_scale;      ///< FROMP τ = published τ × tau_scale
+  double jitter;         ///< FROMP kernel jitter ε
+  int64_t batch_size;    ///< mini-batch size (the published one where not measured)
+  int64_t epochs;        ///< epochs per task (the published number where not measured)
+};
+
+/// IVON's settings for `benchmark` (a published_settings name) and whether the method has a
+/// FROMP term (fromp, or a combination with it).
+IvonSettings ivon_settings(const std::string& benchmark, bool with_fromp);
+
 }  // namespace kprior::train
