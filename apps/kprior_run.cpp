@@ -397,13 +397,11 @@ int main(int argc, char** argv) {
                                        ? "MLP " + join(widths)
                                        : fmt::format("{} ({} outputs)", nn::to_string(model_kind), seq.num_outputs);
     if (method.find("fromp") != std::string::npos) {
-      // FROMP holds a task's whole memory in its kernels: refuse sizes that cannot fit before
-      // hours of training (ResNet-18 at 224x224 with 100-way heads needs terabytes).
-      int64_t widest_head = 0;
-      for (const auto& t : seq.tasks) widest_head = std::max<int64_t>(widest_head, static_cast<int64_t>(t.classes.size()));
+      // FROMP holds a task's whole memory in its kernels, one class row at a time at the least:
+      // refuse sizes that cannot fit before hours of training.
       auto probe = nn::make_model(model_kind, input_shape, seq.num_outputs, widths_hidden);
       linearize::check_kernel_memory(*probe, seq.tasks[0].train.inputs.slice(0, 0, 1).cpu(),
-                                     options.memory_per_task(), widest_head);
+                                     options.memory_per_task(), 1);
     }
     const bool tty = isatty(fileno(stdout)) != 0;
     fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {}, {} epochs of batch {}, "

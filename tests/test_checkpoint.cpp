@@ -150,7 +150,7 @@ TEST_CASE("the loader survives mutated checkpoints (randomised, bounded)", "[che
   // A realistic small file: a learner's state with a memory.
   checkpoint::Tree tree = sample_tree();
   memory::TaskMemory m{1, {2, 3}, torch::rand({6, 4}), torch::tensor({2, 3, 2, 3, 2, 3}), torch::rand({6}),
-                       torch::softmax(torch::randn({6, 2}), 1)};
+                       torch::softmax(torch::randn({6, 2}), 1), torch::arange(6)};
   checkpoint::put_memory(tree, "memory/task_0", m);
   const auto base = scratch("fuzz-base.h5");
   checkpoint::write(tree, base.string());

@@ -131,6 +131,20 @@ TEST_CASE("fast Jacobians, variances and kernels equal the oracle", "[linearize]
     for (int64_t k = 0; k < fromp.size(0); ++k) {
       CHECK(rel_err(fromp[k], full.select(3, k).select(1, k)) < 1e-10);
     }
+
+    // With a memory budget that fits one row, each row comes from its own backward pass (the
+    // way a 100-way ImageNet head is computed); a smaller budget is refused with the estimate.
+    const int64_t one_row = linearize::kernel_floats(m, c.x1, c.x1.size(0), 1);
+    const auto blocks1 = linearize::class_kernels(m, c.x1, c.columns, var, one_row);
+    const auto fromp1 = linearize::fromp_kernels(m, c.x1, c.columns, var, one_row);
+    REQUIRE(blocks1.size(0) == static_cast<int64_t>(c.columns.size()));
+    REQUIRE(fromp1.size(0) == static_cast<int64_t>(c.columns.size()));
+    for (int64_t k = 0; k < fromp1.size(0); ++k) {
+      CHECK(rel_err(blocks1[k], k11.select(3, k).select(1, k)) < 1e-10);
+      CHECK(rel_err(fromp1[k], full.select(3, k).select(1, k)) < 1e-10);
+    }
+    CHECK_THROWS_WITH(linearize::fromp_kernels(m, c.x1, c.columns, var, one_row - 1),
+                      Catch::Matchers::Contains("1 output row(s) would hold about"));
   }
 }
 
@@ -304,8 +318,11 @@ TEST_CASE("memory estimates of the linearization, and kernels too large are refu
   const int64_t outputs = 6 * 28 * 28 + 16 * 10 * 10 + 120 + 84 + 9;
   const int64_t inputs = 784 * 25 + 6 * 14 * 14 * 25 + 400 + 120 + 84;
   CHECK(linearize::signal_floats_per_example(*lenet, img, 2) == 2 * outputs + inputs);
-  // The widest parameter tensor (fc1, 120x400) per row and input, on top of the signals.
-  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * outputs + inputs + 2 * 120 * 400));
+  // A kernel holds per input and row the outputs and the widest parameter tensor (fc1,
+  // 120x400); the layer inputs once per input, as recorded (not unfolded: that happens a
+  // bounded chunk of inputs at a time).
+  const int64_t recorded = 784 + 6 * 14 * 14 + 400 + 120 + 84;
+  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * (outputs + 120 * 400) + recorded));
   CHECK_NOTHROW(linearize::check_kernel_memory(*mlp, x, 1000, 10));
   CHECK_THROWS_WITH(linearize::check_kernel_memory(*mlp, x, int64_t{1} << 30, 10),
                     Catch::Matchers::Contains("use fewer memorable points per task"));

@@ -137,41 +137,68 @@ torch::Tensor in_batches(const torch::Tensor& x, int64_t batch,
 }  // namespace
 
 
-int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
-  if (x.dim() < 1 || x.size(0) == 0) return 0;
+namespace {
+
+// Floats of one input's taped forward pass: layer outputs, layer inputs as recorded, and layer
+// inputs as unfolded for the per-example convolution gradients (kernel area × input).
+struct TapeFloats {
+  int64_t outputs = 0, inputs = 0, unfolded = 0;
+};
+
+TapeFloats tape_floats(nn::TapedModule& model, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   nn::EvalModeGuard eval_mode(model);
   nn::LayerTape tape;
   model.forward_taped(x.slice(0, 0, 1), &tape);
-  int64_t outputs = 0, inputs = 0;
+  TapeFloats f;
   for (const auto& e : tape.entries()) {
-    outputs += e.output.numel();
-    // A convolution's per-example gradients go through unfold(input): kernel area × input.
+    f.outputs += e.output.numel();
+    f.inputs += e.input.numel();
     const int64_t area = e.kind == nn::LayerKind::Conv2d
                              ? std::accumulate(e.kernel_size.begin(), e.kernel_size.end(), int64_t{1}, std::multiplies<>())
                              : 1;
-    inputs += e.input.numel() * area;
+    f.unfolded += e.input.numel() * area;
   }
-  return std::max<int64_t>(1, rows) * outputs + inputs;
+  return f;
+}
+
+}  // namespace
+
+int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
+  if (x.dim() < 1 || x.size(0) == 0) return 0;
+  const auto f = tape_floats(model, x);
+  return std::max<int64_t>(1, rows) * f.outputs + f.unfolded;
 }
 
 int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows) {
+  if (x.dim() < 1 || x.size(0) == 0) return 0;
   int64_t widest = 0;  // the largest per-example gradient a kernel forms for one layer
   for (const auto& p : model.parameters()) widest = std::max<int64_t>(widest, p.numel());
-  return n * (signal_floats_per_example(model, x, rows) + rows * widest);
+  const auto f = tape_floats(model, x);
+  // Every input's signals, recorded layer inputs and one layer's per-example gradients; the
+  // unfolded inputs only for a bounded chunk of examples at a time (layer_math.cpp).
+  return n * (std::max<int64_t>(1, rows) * (f.outputs + widest) + f.inputs);
 }
+
+namespace {
+
+// kernel_floats is linear in n, so the message can say how many inputs would fit.
+UsageError kernel_too_large(int64_t n, int64_t rows, int64_t floats, int64_t limit, int64_t element_size) {
+  const auto gib = [&](int64_t f) {
+    return std::to_string(static_cast<int64_t>(std::ceil(static_cast<double>(f) * static_cast<double>(element_size) / (1 << 30))));
+  };
+  const int64_t fit = n > 0 ? limit / std::max<int64_t>(1, floats / n) : 0;
+  return UsageError("linearize: kernels over " + std::to_string(n) + " inputs and " + std::to_string(rows) +
+                    " output row(s) would hold about " + gib(floats) + " GiB of layer signals and per-example "
+                    "gradients (limit " + gib(limit) + " GiB, about " + std::to_string(fit) +
+                    " inputs); use fewer memorable points per task or a smaller model");
+}
+
+}  // namespace
 
 void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows) {
   const int64_t floats = kernel_floats(model, x, n, rows);
-  if (floats > kKernelFloats) {
-    const auto gib = [&](int64_t f) {
-      return std::to_string(static_cast<int64_t>(std::ceil(static_cast<double>(f) * static_cast<double>(x.element_size()) / (1 << 30))));
-    };
-    throw UsageError("linearize: kernels over " + std::to_string(n) + " inputs and " + std::to_string(rows) +
-                     " output rows would hold about " + gib(floats) + " GiB of layer signals and per-example "
-                     "gradients (limit " + gib(kKernelFloats) + " GiB); use fewer memorable points per task, "
-                     "fewer classes per head, or a smaller model");
-  }
+  if (floats > kKernelFloats) throw kernel_too_large(n, rows, floats, kKernelFloats, x.element_size());
 }
 
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
@@ -316,31 +343,49 @@ torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torc
 
 namespace {
 
-// The (r, r) blocks of the kernel of one input set with itself: [R, N, N].
+// How many output rows of a kernel over n inputs like x[0] fit in max_floats at once (kernel
+// memory is linear in the rows); throws UsageError when not even one does.
+int64_t rows_that_fit(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows, int64_t max_floats) {
+  const int64_t one = kernel_floats(model, x, n, 1);
+  if (one > max_floats) throw kernel_too_large(n, 1, one, max_floats, x.element_size());
+  const int64_t per_row = kernel_floats(model, x, n, 2) - one;
+  return std::clamp<int64_t>(1 + (max_floats - one) / std::max<int64_t>(1, per_row), 1, rows);
+}
+
+// The (r, r) blocks of the kernel of one input set with itself: [R, N, N]. Block r needs only
+// row r's signals, so the rows are formed as many at a time as fit in max_floats (FROMP's
+// 100-way ImageNet heads: a few rows per backward pass over the memory).
 torch::Tensor same_row_kernels(nn::TapedModule& model, const torch::Tensor& x, const CotangentFn& rows,
-                               int64_t num_rows, const std::vector<torch::Tensor>& variances) {
-  check_kernel_memory(model, x, x.size(0), num_rows);
-  const auto s = backprop_signals(model, x, rows);
-  return sum_layers(layout_of(model, s.layers), s, variances,
-                    [&](size_t i, const torch::Tensor& vw, const torch::Tensor& vb) {
-                      return detail::cross_quadratic_same_rows(s.layers[i], s.t[i], s.layers[i], s.t[i], vw, vb);
-                    });
+                               int64_t num_rows, const std::vector<torch::Tensor>& variances,
+                               int64_t max_floats) {
+  const int64_t step = rows_that_fit(model, x, x.size(0), num_rows, max_floats);
+  std::vector<torch::Tensor> blocks;
+  for (int64_t lo = 0; lo < num_rows; lo += step) {
+    const int64_t hi = std::min(num_rows, lo + step);
+    const CotangentFn part = [&rows, lo, hi](const torch::Tensor& logits) { return rows(logits).slice(1, lo, hi); };
+    const auto s = backprop_signals(model, x, part);
+    blocks.push_back(sum_layers(layout_of(model, s.layers), s, variances,
+                                [&](size_t i, const torch::Tensor& vw, const torch::Tensor& vb) {
+                                  return detail::cross_quadratic_same_rows(s.layers[i], s.t[i], s.layers[i], s.t[i], vw, vb);
+                                }));
+  }
+  return blocks.size() == 1 ? blocks.front() : torch::cat(blocks, 0);
 }
 
 }  // namespace
 
 torch::Tensor class_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
-                            const std::vector<torch::Tensor>& variances) {
+                            const std::vector<torch::Tensor>& variances, int64_t max_floats) {
   check_columns(columns);
-  return same_row_kernels(model, x, unit_rows(columns), static_cast<int64_t>(columns.size()), variances);
+  return same_row_kernels(model, x, unit_rows(columns), static_cast<int64_t>(columns.size()), variances, max_floats);
 }
 
 torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
-                            const std::vector<torch::Tensor>& variances) {
+                            const std::vector<torch::Tensor>& variances, int64_t max_floats) {
   check_columns(columns);
-  return same_row_kernels(model, x, lambda_rows(columns), static_cast<int64_t>(columns.size()), variances);
+  return same_row_kernels(model, x, lambda_rows(columns), static_cast<int64_t>(columns.size()), variances, max_floats);
 }
 
 std::vector<torch::Tensor> curvature_diagonal(nn::TapedModule& model, const torch::Tensor& inputs,

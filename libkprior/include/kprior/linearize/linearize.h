@@ -48,17 +48,27 @@ torch::Tensor kernel(nn::TapedModule& model, const torch::Tensor& x1, const torc
                      const std::vector<int64_t>& columns,
                      const std::vector<torch::Tensor>& variances);
 
+/// Kernels hold all their inputs' signals at once (FROMP's memory of a task): a kernel over more
+/// than kKernelFloats (8 GiB of float32) throws UsageError with the estimate and what to change,
+/// instead of failing to allocate.
+constexpr int64_t kKernelFloats = int64_t{1} << 31;
+
 /// Per-class blocks of J Σ Jᵀ across one input set: [C, N, N], block c = κ(x_n, x_m)_{cc}.
+/// Block c needs only row c's signals: the rows are formed as many at a time as fit in
+/// max_floats (kernel_floats), so only one row over the N inputs must fit (a 100-way head
+/// costs more backward passes, not more memory).
 torch::Tensor class_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
-                            const std::vector<torch::Tensor>& variances);
+                            const std::vector<torch::Tensor>& variances,
+                            int64_t max_floats = kKernelFloats);
 
 /// FROMP's per-class kernels (Pan et al., NeurIPS 2020, eq. 7): K_c = J⁽ᶜ⁾ Σ J⁽ᶜ⁾ᵀ with J⁽ᶜ⁾
 /// the Jacobian of the probability of class c, i.e. the (c, c) blocks of Λ J Σ Jᵀ Λ.
-/// Returns [C, N, N] (no jitter added).
+/// Returns [C, N, N] (no jitter added). Rows in chunks that fit max_floats, as class_kernels.
 torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<int64_t>& columns,
-                            const std::vector<torch::Tensor>& variances);
+                            const std::vector<torch::Tensor>& variances,
+                            int64_t max_floats = kKernelFloats);
 
 /// Floats held per input while its layer signals for `rows` output directions are formed:
 /// each taped layer's output once per row, plus the layer inputs (a convolution's unfolded
@@ -66,15 +76,14 @@ torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
 /// functions above size their batches with it (at most 1 GiB of float32 signals per batch).
 int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows);
 
-/// What a kernel over `n` inputs like x[0] with `rows` output rows holds at once: their layer
-/// signals and one layer's per-example gradients (the largest parameter tensor × rows).
+/// What a kernel over `n` inputs like x[0] with `rows` output rows holds at once: per input,
+/// its layer signals and one layer's per-example gradients (the largest parameter tensor) for
+/// each row, and its recorded layer inputs (unfolded only for a bounded chunk at a time).
 int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows);
 
-/// Kernels hold all their inputs' signals at once (FROMP's memory of a task): above
-/// kKernelFloats (8 GiB of float32) this throws UsageError with the estimate and what to
-/// change, instead of failing to allocate. kernel(), class_kernels() and fromp_kernels()
-/// check it; an app checks it before training (kprior-run with FROMP).
-constexpr int64_t kKernelFloats = int64_t{1} << 31;
+/// Throws UsageError when kernel_floats(model, x, n, rows) exceeds kKernelFloats. kernel()
+/// checks it with all its rows, class_kernels() and fromp_kernels() with one; an app checks
+/// it before training (kprior-run with FROMP).
 void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows);
 
 enum class Curvature {
