@@ -318,11 +318,11 @@ TEST_CASE("memory estimates of the linearization, and kernels too large are refu
   const int64_t outputs = 6 * 28 * 28 + 16 * 10 * 10 + 120 + 84 + 9;
   const int64_t inputs = 784 * 25 + 6 * 14 * 14 * 25 + 400 + 120 + 84;
   CHECK(linearize::signal_floats_per_example(*lenet, img, 2) == 2 * outputs + inputs);
-  // A kernel holds per input and row the outputs and the widest parameter tensor (fc1,
-  // 120x400); the layer inputs once per input, as recorded (not unfolded: that happens a
-  // bounded chunk of inputs at a time).
+  // A kernel holds per input and row the outputs and twice the widest parameter tensor (fc1,
+  // 120x400: its per-example gradients in chunks and concatenated); the layer inputs once per
+  // input, as recorded (not unfolded: that happens a bounded chunk of inputs at a time).
   const int64_t recorded = 784 + 6 * 14 * 14 + 400 + 120 + 84;
-  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * (outputs + 120 * 400) + recorded));
+  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * (outputs + 2 * 120 * 400) + recorded));
   CHECK_NOTHROW(linearize::check_kernel_memory(*mlp, x, 1000, 10));
   CHECK_THROWS_WITH(linearize::check_kernel_memory(*mlp, x, int64_t{1} << 30, 10),
                     Catch::Matchers::Contains("use fewer memorable points per task"));

@@ -99,18 +99,24 @@ std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e
 
 namespace {
 
-// Per-example gradients of a Conv2d or BatchNorm2d layer, weight and bias side by side
-// [N, R, P], formed a bounded chunk of examples at a time: the unfolded inputs of a whole FROMP
-// memory at once would not fit at ResNet scale (ResNet-18 at 64x64: ~18 M floats per example).
-torch::Tensor stacked_grads(const nn::TapeEntry& e, const torch::Tensor& t) {
-  return over_chunks(e, t, [](const torch::Tensor& gw, const torch::Tensor& gb) {
-    return gb.defined() ? torch::cat({gw, gb}, -1) : gw;
+// Per-example gradients of a Conv2d or BatchNorm2d layer, weight and bias side by side, each
+// parameter's scaled by its posterior standard deviation: G √σ² [N, R, P], so that a kernel
+// block is one product G √σ² (G √σ²)ᵀ. Formed a bounded chunk of examples at a time: the
+// unfolded inputs of a whole FROMP memory at once would not fit at ResNet scale (ResNet-18 at
+// 64x64: ~18 M floats per example); at most two copies of the result exist at once (the
+// chunks and their concatenation), as kernel_floats counts.
+torch::Tensor scaled_grads(const nn::TapeEntry& e, const torch::Tensor& t, const torch::Tensor& var_w,
+                           const torch::Tensor& var_b) {
+  const auto sd_w = var_w.reshape(-1).sqrt();
+  const auto sd_b = e.bias.defined() ? var_b.reshape(-1).sqrt() : torch::Tensor();
+  return over_chunks(e, t, [&](const torch::Tensor& gw, const torch::Tensor& gb) {
+    return gb.defined() ? torch::cat({gw * sd_w, gb * sd_b}, -1) : gw.mul_(sd_w);
   });
 }
 
-// The variances in the order of stacked_grads.
-torch::Tensor stacked_variances(const nn::TapeEntry& e, const torch::Tensor& var_w, const torch::Tensor& var_b) {
-  return e.bias.defined() ? torch::cat({var_w.reshape(-1), var_b.reshape(-1)}) : var_w.reshape(-1);
+// Whether two (entry, signals) pairs are the same pass, so that its gradients serve both sides.
+bool same_pass(const nn::TapeEntry& e1, const torch::Tensor& t1, const nn::TapeEntry& e2, const torch::Tensor& t2) {
+  return t1.is_same(t2) && e1.input.is_same(e2.input);
 }
 
 }  // namespace
@@ -173,10 +179,9 @@ torch::Tensor cross_quadratic(const nn::TapeEntry& e1, const torch::Tensor& t1,
     }
     return torch::cat(parts, 0);
   }
-  const auto g1 = stacked_grads(e1, t1);
-  const auto g2 = (&e1 == &e2 && t1.is_same(t2)) ? g1 : stacked_grads(e2, t2);
-  const auto k = (g1 * stacked_variances(e1, var_w, var_b)).reshape({n * r, -1}).matmul(g2.reshape({m * q, -1}).t());
-  return k.view({n, r, m, q});
+  const auto g1 = scaled_grads(e1, t1, var_w, var_b);
+  const auto g2 = same_pass(e1, t1, e2, t2) ? g1 : scaled_grads(e2, t2, var_w, var_b);
+  return g1.reshape({n * r, -1}).matmul(g2.reshape({m * q, -1}).t()).view({n, r, m, q});
 }
 
 torch::Tensor cross_quadratic_same_rows(const nn::TapeEntry& e1, const torch::Tensor& t1,
@@ -198,9 +203,9 @@ torch::Tensor cross_quadratic_same_rows(const nn::TapeEntry& e1, const torch::Te
     }
     return torch::stack(blocks);
   }
-  const auto g1 = stacked_grads(e1, t1);
-  const auto g2 = (&e1 == &e2 && t1.is_same(t2)) ? g1 : stacked_grads(e2, t2);
-  return (g1 * stacked_variances(e1, var_w, var_b)).transpose(0, 1).bmm(g2.permute({1, 2, 0}));  // [R, N, M]
+  const auto g1 = scaled_grads(e1, t1, var_w, var_b);
+  const auto g2 = same_pass(e1, t1, e2, t2) ? g1 : scaled_grads(e2, t2, var_w, var_b);
+  return g1.transpose(0, 1).bmm(g2.permute({1, 2, 0}));  // [R, N, M]
 }
 
 std::pair<torch::Tensor, torch::Tensor> sum_squares(const nn::TapeEntry& e, const torch::Tensor& t) {

@@ -175,9 +175,10 @@ int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n,
   int64_t widest = 0;  // the largest per-example gradient a kernel forms for one layer
   for (const auto& p : model.parameters()) widest = std::max<int64_t>(widest, p.numel());
   const auto f = tape_floats(model, x);
-  // Every input's signals, recorded layer inputs and one layer's per-example gradients; the
-  // unfolded inputs only for a bounded chunk of examples at a time (layer_math.cpp).
-  return n * (std::max<int64_t>(1, rows) * (f.outputs + widest) + f.inputs);
+  // Every input's signals and recorded layer inputs, and one layer's per-example gradients
+  // twice (its chunks and their concatenation); the unfolded inputs only for a bounded chunk
+  // of examples at a time (layer_math.cpp).
+  return n * (std::max<int64_t>(1, rows) * (f.outputs + 2 * widest) + f.inputs);
 }
 
 namespace {

@@ -77,8 +77,9 @@ torch::Tensor fromp_kernels(nn::TapedModule& model, const torch::Tensor& x,
 int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows);
 
 /// What a kernel over `n` inputs like x[0] with `rows` output rows holds at once: per input,
-/// its layer signals and one layer's per-example gradients (the largest parameter tensor) for
-/// each row, and its recorded layer inputs (unfolded only for a bounded chunk at a time).
+/// its layer signals and one layer's per-example gradients (the largest parameter tensor, two
+/// copies at the peak) for each row, and its recorded layer inputs (unfolded only for a
+/// bounded chunk at a time).
 int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows);
 
 /// Throws UsageError when kernel_floats(model, x, n, rows) exceeds kKernelFloats. kernel()
