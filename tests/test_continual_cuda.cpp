@@ -11,6 +11,8 @@
 
 #include "catch.h"
 #include "kprior/checkpoint/tree.h"
+#include "kprior/linearize/linearize.h"
+#include "kprior/nn/lenet5.h"
 #include "kprior/nn/mlp.h"
 #include "kprior/regularize/factory.h"
 #include "kprior/regularize/fromp.h"
@@ -139,4 +141,38 @@ TEST_CASE("FROMP with IVON runs on CUDA", "[cuda]") {
   CHECK(gpu.accuracy[1][1] > 0.8);
   CHECK(std::isfinite(gpu.penalty));
   CHECK(rel_diff(gpu.restored_penalty, gpu.penalty) < 1e-12);
+}
+
+TEST_CASE("FROMP kernels of a CNN on CUDA, one class row per pass, equal the CPU's (float64)", "[cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  // The path a 100-way ImageNet head takes: rows formed one backward pass at a time, the
+  // convolutions' per-example gradients in chunks of examples (one batched call on a GPU).
+  torch::manual_seed(5);
+  auto cpu_model = std::make_shared<nn::LeNet5Impl>(7);
+  cpu_model->to(torch::kFloat64);
+  auto gpu_model = std::make_shared<nn::LeNet5Impl>(7);
+  gpu_model->to(torch::kFloat64);
+  {
+    torch::NoGradGuard no_grad;
+    const auto src = cpu_model->parameters();
+    const auto dst = gpu_model->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+  gpu_model->to(torch::kCUDA);
+  std::vector<torch::Tensor> var_cpu, var_gpu;
+  for (const auto& p : cpu_model->parameters()) {
+    var_cpu.push_back(torch::rand_like(p) * 1e-2 + 1e-4);
+    var_gpu.push_back(var_cpu.back().to(torch::kCUDA));
+  }
+  const auto x = torch::randn({6, 1, 28, 28}, torch::kFloat64);
+  const std::vector<int64_t> cols{0, 2, 3, 5, 6};
+  const auto whole = linearize::fromp_kernels(*cpu_model, x, cols, var_cpu);
+  const auto xg = x.to(torch::kCUDA);
+  const int64_t one_row = linearize::kernel_floats(*gpu_model, xg, xg.size(0), 1);
+  const auto rows = linearize::fromp_kernels(*gpu_model, xg, cols, var_gpu, one_row).cpu();
+  REQUIRE(rows.sizes() == whole.sizes());
+  CHECK(((rows - whole).abs().max() / whole.abs().max()).item<double>() < 1e-10);
 }
