@@ -16,6 +16,7 @@
 #include "kprior/nn/mlp.h"
 #include "kprior/nn/resnet.h"
 #include "kprior/posterior/sources.h"
+#include "linearize/pooled_conv.h"  // internal: the fused and the device paths of pooled convolutions
 
 using namespace kprior;
 
@@ -50,6 +51,20 @@ torch::Tensor softmax_hessian(const torch::Tensor& p) {
   return torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
 }
 
+// A convolution pooled 3x3 (28 → 9: the last row and column of the map are dropped) with
+// tanh, then a Linear head: pooling other than LeNet's 2x2 and ReLU's.
+struct Pool3NetImpl : nn::TapedModule {
+  Pool3NetImpl() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1).stride(1)));
+    fc = register_module("fc", torch::nn::Linear(3 * 9 * 9, 5));
+  }
+  torch::Tensor forward_taped(const torch::Tensor& x, nn::LayerTape* tape) override {
+    return nn::tape_linear(fc, nn::tape_conv2d_pool(conv, x, nn::Activation::Tanh, 3, tape).flatten(1), tape);
+  }
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+
 struct Case {
   std::string name;
   std::shared_ptr<nn::TapedModule> model;
@@ -64,7 +79,9 @@ std::vector<Case> cases() {
   auto relu = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{6, 8, 7});
   auto lenet = std::make_shared<nn::LeNet5Impl>(9);
   auto cifar = std::make_shared<nn::CifarNetImpl>(6);
-  for (auto m : std::vector<std::shared_ptr<nn::TapedModule>>{mlp, relu, lenet, cifar}) {
+  auto lenet_tanh = std::make_shared<nn::LeNet5Impl>(4, 1, nn::Activation::Tanh);
+  auto pool3 = std::make_shared<Pool3NetImpl>();
+  for (auto m : std::vector<std::shared_ptr<nn::TapedModule>>{mlp, relu, lenet, cifar, lenet_tanh, pool3}) {
     m->to(torch::kFloat64);
     m->eval();
   }
@@ -74,6 +91,14 @@ std::vector<Case> cases() {
   out.push_back({"mlp-relu N=4 head", relu, torch::randn({4, 6}, opts), torch::randn({2, 6}, opts), {5, 1}});
   out.push_back({"lenet5 N=3 head", lenet, torch::randn({3, 1, 28, 28}, opts), torch::randn({2, 1, 28, 28}, opts), {1, 4, 7}});
   out.push_back({"lenet5 N=1 one class", lenet, torch::randn({1, 1, 28, 28}, opts), torch::randn({1, 1, 28, 28}, opts), {8}});
+  // Mostly blank images: flat regions give ties inside pooling windows (the first position
+  // wins, in the fast path as in autograd) and ReLUs off at the winners.
+  const auto sparse = [&](int64_t n) {
+    return torch::randn({n, 1, 28, 28}, opts) * (torch::rand({n, 1, 28, 28}, opts) < 0.05);
+  };
+  out.push_back({"lenet5 ties N=4 head", lenet, sparse(4), sparse(3), {0, 2, 3, 6}});
+  out.push_back({"lenet5-tanh N=3 all", lenet_tanh, torch::randn({3, 1, 28, 28}, opts), torch::randn({2, 1, 28, 28}, opts), {0, 1, 2, 3}});
+  out.push_back({"pool3 N=2 head", pool3, torch::randn({2, 2, 28, 28}, opts), torch::randn({3, 2, 28, 28}, opts), {4, 1}});
   out.push_back({"cifarnet N=2 head", cifar, torch::randn({2, 3, 32, 32}, opts), torch::randn({1, 3, 32, 32}, opts), {0, 5}});
   // ResNet-18 with the CIFAR stem on 1x8x8 inputs: 20 BatchNorm layers, linearized in eval
   // mode, with running statistics made non-trivial by a few train-mode batches.
@@ -305,23 +330,54 @@ TEST_CASE("posterior sources: Laplace from the GGN, Adam's second moment", "[lin
   CHECK_THROWS_AS(posterior::laplace(mlp->parameters(), {ggn[0]}, 1.0), UsageError);
 }
 
+TEST_CASE("a pooled convolution's per-example gradients: the fused CPU pass equals the scatter-and-GEMM path",
+          "[linearize]") {
+  // The scatter-and-GEMM path is what non-CPU devices run; here both run on the same signals,
+  // in float64 and float32, with and without bias.
+  torch::manual_seed(11);
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    for (const bool bias : {true, false}) {
+      CAPTURE(dtype, bias);
+      torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).padding(1).bias(bias));
+      conv->to(dtype);
+      nn::LayerTape tape;
+      const auto x = torch::randn({5, 3, 12, 12}, torch::TensorOptions(dtype));
+      const auto y = nn::tape_conv2d_pool(conv, x, nn::Activation::ReLU, 2, &tape);
+      REQUIRE(tape.entries().size() == 1);
+      const auto& e = tape.entries()[0];
+      REQUIRE(e.pooled());
+      CHECK(e.output.sizes() == torch::IntArrayRef({5, 4, 6, 6}));
+      CHECK(torch::equal(y, torch::max_pool2d(torch::relu(conv->forward(x)), 2)));
+      const auto t = torch::randn({5, 3, 4, 6, 6}, x.options());
+      const auto [gw, gb] = linearize::detail::pooled_conv_grads(e, t);
+      const auto [dw, db] = linearize::detail::pooled_conv_grads_dense(e, t);
+      CHECK(gw.sizes() == torch::IntArrayRef({5, 3, 4 * 27}));
+      CHECK(rel_err(gw, dw) < (dtype == torch::kFloat64 ? 1e-12 : 1e-5));
+      CHECK(gb.defined() == bias);
+      if (bias) CHECK(rel_err(gb, db) < 1e-12);
+    }
+  }
+}
+
 TEST_CASE("memory estimates of the linearization, and kernels too large are refused up front", "[linearize]") {
   torch::manual_seed(2);
   auto mlp = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{6, 5, 4, 7}, nn::Activation::Tanh);
   const auto x = torch::randn({3, 6});
   // By hand: layer outputs 5 + 4 + 7 per row, layer inputs 6 + 5 + 4 once.
   CHECK(linearize::signal_floats_per_example(*mlp, x, 3) == 3 * 16 + 15);
-  // LeNet-5: conv1 6x28x28 (padding 2) + conv2 16x10x10 + fc 120 + 84 + 9 outputs per row;
-  // inputs unfolded: 1x28x28 x 25, 6x14x14 x 25, then 400 + 120 + 84.
+  // LeNet-5 (convolutions taped with their pooling): pooled conv1 6x14x14 + pooled conv2
+  // 16x5x5 + fc 120 + 84 + 9 outputs per row; inputs unfolded: 1x28x28 x 25, 6x14x14 x 25,
+  // then 400 + 120 + 84.
   auto lenet = std::make_shared<nn::LeNet5Impl>(9);
   const auto img = torch::randn({2, 1, 28, 28});
-  const int64_t outputs = 6 * 28 * 28 + 16 * 10 * 10 + 120 + 84 + 9;
+  const int64_t outputs = 6 * 14 * 14 + 16 * 5 * 5 + 120 + 84 + 9;
   const int64_t inputs = 784 * 25 + 6 * 14 * 14 * 25 + 400 + 120 + 84;
   CHECK(linearize::signal_floats_per_example(*lenet, img, 2) == 2 * outputs + inputs);
   // A kernel holds per input and row the outputs and twice the widest parameter tensor (fc1,
   // 120x400: its per-example gradients in chunks and concatenated); the layer inputs once per
-  // input, as recorded (not unfolded: that happens a bounded chunk of inputs at a time).
-  const int64_t recorded = 784 + 6 * 14 * 14 + 400 + 120 + 84;
+  // input, as recorded (not unfolded: that happens a bounded chunk of inputs at a time), and
+  // the pooled convolutions' winners (int64, two floats each) and slopes.
+  const int64_t recorded = 784 + 6 * 14 * 14 + 400 + 120 + 84 + 3 * (6 * 14 * 14 + 16 * 5 * 5);
   CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * (outputs + 2 * 120 * 400) + recorded));
   CHECK_NOTHROW(linearize::check_kernel_memory(*mlp, x, 1000, 10));
   CHECK_THROWS_WITH(linearize::check_kernel_memory(*mlp, x, int64_t{1} << 30, 10),

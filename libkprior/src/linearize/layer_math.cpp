@@ -1,5 +1,7 @@
 #include "layer_math.h"
 
+#include "pooled_conv.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,6 +23,10 @@ int64_t chunk_size(const torch::Tensor& t, const torch::Tensor& weight) {
 nn::TapeEntry slice_entry(const nn::TapeEntry& e, int64_t start, int64_t stop) {
   nn::TapeEntry s = e;
   s.input = e.input.slice(0, start, stop);
+  if (e.pooled()) {
+    s.pool_index = e.pool_index.slice(0, start, stop);
+    s.pool_slope = e.pool_slope.slice(0, start, stop);
+  }
   return s;
 }
 
@@ -90,6 +96,8 @@ std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e
     const auto tc = t.reshape({n, r, t.size(2), -1});
     gw = (tc * e.input.reshape({n, 1, e.input.size(1), -1})).sum(-1);
     if (e.bias.defined()) gb = tc.sum(-1);
+  } else if (e.pooled()) {
+    return pooled_conv_grads(e, t);
   } else {
     gw = conv_weight_grads(e, t);
     if (e.bias.defined()) gb = t.reshape({n, r, t.size(2), -1}).sum(-1);

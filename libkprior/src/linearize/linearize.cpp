@@ -154,6 +154,8 @@ TapeFloats tape_floats(nn::TapedModule& model, const torch::Tensor& x) {
   for (const auto& e : tape.entries()) {
     f.outputs += e.output.numel();
     f.inputs += e.input.numel();
+    // A pooled convolution's winners (int64: two floats each) and slopes.
+    if (e.pooled()) f.inputs += 2 * e.pool_index.numel() + e.pool_slope.numel();
     const int64_t area = e.kind == nn::LayerKind::Conv2d
                              ? std::accumulate(e.kernel_size.begin(), e.kernel_size.end(), int64_t{1}, std::multiplies<>())
                              : 1;

@@ -17,10 +17,10 @@ CifarNetImpl::CifarNetImpl(int64_t outputs, int64_t in_channels) {
 torch::Tensor CifarNetImpl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
   const bool train = is_training();
   auto h = torch::relu(tape_conv2d(conv1_, x, tape));
-  h = torch::max_pool2d(torch::relu(tape_conv2d(conv2_, h, tape)), 2);
+  h = tape_conv2d_pool(conv2_, h, Activation::ReLU, 2, tape);
   h = torch::dropout(h, 0.25, train);
   h = torch::relu(tape_conv2d(conv3_, h, tape));
-  h = torch::max_pool2d(torch::relu(tape_conv2d(conv4_, h, tape)), 2);
+  h = tape_conv2d_pool(conv4_, h, Activation::ReLU, 2, tape);
   h = torch::dropout(h, 0.25, train);
   h = torch::dropout(torch::relu(tape_linear(fc1_, h.flatten(1), tape)), 0.5, train);
   return tape_linear(fc2_, h, tape);

@@ -29,29 +29,57 @@ torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, Laye
   return out;
 }
 
+namespace {
+
+// The Conv2d entry for `layer` applied to `x` giving `out`; throws for settings the
+// per-example gradients do not cover.
+TapeEntry conv2d_entry(torch::nn::Conv2d& layer, const torch::Tensor& x, const torch::Tensor& out) {
+  const auto& o = layer->options;
+  if (o.groups() != 1) throw UsageError("layer tape: Conv2d with groups != 1 is not supported");
+  const auto* padding = var::get_if<torch::ExpandingArray<2>>(&o.padding());
+  if (padding == nullptr) throw UsageError("layer tape: Conv2d needs explicit numeric padding");
+  if (var::get_if<torch::enumtype::kZeros>(&o.padding_mode()) == nullptr) {
+    throw UsageError("layer tape: Conv2d supports zero padding only");
+  }
+  TapeEntry e;
+  e.kind = LayerKind::Conv2d;
+  e.input = x;
+  e.output = out;
+  e.weight = layer->weight;
+  e.bias = o.bias() ? layer->bias : torch::Tensor();
+  auto vec = [](const torch::ExpandingArray<2>& a) { return std::vector<int64_t>{a->at(0), a->at(1)}; };
+  e.kernel_size = vec(o.kernel_size());
+  e.stride = vec(o.stride());
+  e.padding = vec(*padding);
+  e.dilation = vec(o.dilation());
+  return e;
+}
+
+}  // namespace
+
+torch::Tensor tape_conv2d_pool(torch::nn::Conv2d& layer, const torch::Tensor& x, Activation activation,
+                               int64_t pool, LayerTape* tape) {
+  if (pool < 1) throw UsageError("layer tape: pooling size must be >= 1, got " + std::to_string(pool));
+  const auto z = layer->forward(x);
+  if (tape == nullptr) return torch::max_pool2d(activate(z, activation), pool);
+  // max_pool2d returns the same values; the indices say which position of z won.
+  auto [y, index] = torch::max_pool2d_with_indices(activate(z, activation), pool);
+  auto e = conv2d_entry(layer, x, y);
+  torch::NoGradGuard no_grad;
+  e.pool_index = index;
+  const auto yd = y.detach();
+  // Both activations are monotone, so the winner of the activated map is the winner of z, and
+  // the slope at it follows from the pooled value: relu'(z) = [z > 0] = [y > 0] (0 at z = 0,
+  // as autograd takes it), tanh'(z) = 1 − y².
+  e.pool_slope = activation == Activation::ReLU ? (yd > 0).to(yd.scalar_type()) : 1 - yd.square();
+  e.conv_size = {z.size(2), z.size(3)};
+  tape->record(std::move(e));
+  return y;
+}
+
 torch::Tensor tape_conv2d(torch::nn::Conv2d& layer, const torch::Tensor& x, LayerTape* tape) {
   auto out = layer->forward(x);
-  if (tape != nullptr) {
-    const auto& o = layer->options;
-    if (o.groups() != 1) throw UsageError("layer tape: Conv2d with groups != 1 is not supported");
-    const auto* padding = var::get_if<torch::ExpandingArray<2>>(&o.padding());
-    if (padding == nullptr) throw UsageError("layer tape: Conv2d needs explicit numeric padding");
-    if (var::get_if<torch::enumtype::kZeros>(&o.padding_mode()) == nullptr) {
-      throw UsageError("layer tape: Conv2d supports zero padding only");
-    }
-    TapeEntry e;
-    e.kind = LayerKind::Conv2d;
-    e.input = x;
-    e.output = out;
-    e.weight = layer->weight;
-    e.bias = o.bias() ? layer->bias : torch::Tensor();
-    auto vec = [](const torch::ExpandingArray<2>& a) { return std::vector<int64_t>{a->at(0), a->at(1)}; };
-    e.kernel_size = vec(o.kernel_size());
-    e.stride = vec(o.stride());
-    e.padding = vec(*padding);
-    e.dilation = vec(o.dilation());
-    tape->record(std::move(e));
-  }
+  if (tape != nullptr) tape->record(conv2d_entry(layer, x, out));
   return out;
 }
 

@@ -14,8 +14,9 @@ LeNet5Impl::LeNet5Impl(int64_t outputs, int64_t in_channels, Activation activati
 }
 
 torch::Tensor LeNet5Impl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
-  auto h = torch::max_pool2d(activate(tape_conv2d(conv1_, x, tape), activation_), 2);
-  h = torch::max_pool2d(activate(tape_conv2d(conv2_, h, tape), activation_), 2);
+  // Each convolution is taped with its activation and pooling (signals at the pooled maps).
+  auto h = tape_conv2d_pool(conv1_, x, activation_, 2, tape);
+  h = tape_conv2d_pool(conv2_, h, activation_, 2, tape);
   h = activate(tape_linear(fc1_, h.flatten(1), tape), activation_);
   h = activate(tape_linear(fc2_, h, tape), activation_);
   return tape_linear(fc3_, h, tape);

@@ -6,12 +6,6 @@
 
 namespace kprior::nn {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "relu") return Activation::ReLU;
-  if (name == "tanh") return Activation::Tanh;
-  throw UsageError("activation must be relu or tanh, got '" + name + "'");
-}
-
 MLPImpl::MLPImpl(std::vector<int64_t> widths, Activation activation)
     : widths_(std::move(widths)), activation_(activation) {
   if (widths_.size() < 2) throw UsageError("MLP needs at least an input and an output width");
@@ -22,10 +16,6 @@ MLPImpl::MLPImpl(std::vector<int64_t> widths, Activation activation)
     layers_.push_back(register_module("fc" + std::to_string(i),
                                       torch::nn::Linear(widths_[i], widths_[i + 1])));
   }
-}
-
-torch::Tensor activate(const torch::Tensor& x, Activation activation) {
-  return activation == Activation::ReLU ? torch::relu(x) : torch::tanh(x);
 }
 
 torch::Tensor MLPImpl::forward_taped(const torch::Tensor& x, LayerTape* tape) {

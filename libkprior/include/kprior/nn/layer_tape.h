@@ -12,6 +12,8 @@
 //       return tape_linear(fc2, h, tape);
 //     }
 //   };
+#include "kprior/nn/activation.h"
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
@@ -37,6 +39,15 @@ struct TapeEntry {
   torch::Tensor bias;    // undefined when the layer has none
   // Conv2d geometry (unused for Linear).
   std::vector<int64_t> kernel_size, stride, padding, dilation;
+  // A Conv2d recorded with its activation and max pooling (tape_conv2d_pool): `output` is then
+  // the pooled map y [N, C_out, H/k, W/k], and these say, per pooled value, which position of
+  // the H×W convolution output won (flat index) and the activation's slope there, so that
+  // ∂y/∂(weights) is the convolution's Jacobian at the winner times the slope. Undefined for
+  // a plain Conv2d entry.
+  torch::Tensor pool_index;          // int64 [N, C_out, H/k, W/k]
+  torch::Tensor pool_slope;          // [N, C_out, H/k, W/k]
+  std::vector<int64_t> conv_size;    // {H, W} of the convolution output
+  bool pooled() const { return pool_index.defined(); }
 };
 
 /// The entries of one forward pass, in execution order.
@@ -55,6 +66,13 @@ torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, Laye
 /// As tape_linear for Conv2d (groups = 1, zero padding, with or without bias; other settings
 /// throw UsageError).
 torch::Tensor tape_conv2d(torch::nn::Conv2d& layer, const torch::Tensor& x, LayerTape* tape);
+/// max_pool2d(activate(layer(x)), pool): a convolution followed by its activation and a k×k max
+/// pooling with stride k, recorded as one entry whose signals are taken at the pooled output.
+/// The linearization then never forms the gradients of the full-size convolution output
+/// (4× larger for k = 2, and 3/4 zeros): the per-example weight gradients sum only over the
+/// pooling winners. The value returned is the same as without a tape.
+torch::Tensor tape_conv2d_pool(torch::nn::Conv2d& layer, const torch::Tensor& x, Activation activation,
+                               int64_t pool, LayerTape* tape);
 /// As tape_linear for BatchNorm2d; the output is layer->forward(x) either way. With a tape the
 /// layer must be in eval mode with running statistics (in train mode BatchNorm normalises by
 /// the batch's statistics, which couples the examples of a batch: there is no per-example

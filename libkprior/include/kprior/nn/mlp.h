@@ -2,17 +2,13 @@
 // A multilayer perceptron: input flattened, hidden Linear layers with ReLU or tanh, a linear
 // output layer. Layers are created one statement at a time so their initialisation order
 // (and thus the weights for a given seed) is fixed.
+#include "kprior/nn/activation.h"
 #include "kprior/nn/layer_tape.h"
 
 #include <string>
 #include <vector>
 
 namespace kprior::nn {
-
-enum class Activation { ReLU, Tanh };
-
-/// Parses "relu" or "tanh" (throws kprior::UsageError otherwise).
-Activation parse_activation(const std::string& name);
 
 class MLPImpl : public TapedModule {
  public:
@@ -28,8 +24,6 @@ class MLPImpl : public TapedModule {
   std::vector<torch::nn::Linear> layers_;
 };
 
-/// Applies the hidden activation (shared by the models of this area).
-torch::Tensor activate(const torch::Tensor& x, Activation activation);
 TORCH_MODULE(MLP);
 
 }  // namespace kprior::nn
