@@ -359,6 +359,41 @@ TEST_CASE("a pooled convolution's per-example gradients: the fused CPU pass equa
   }
 }
 
+TEST_CASE("a pooled convolution's input signals equal autograd's backward through pooling, activation and convolution",
+          "[linearize]") {
+  torch::manual_seed(12);
+  const auto opts = torch::TensorOptions(torch::kFloat64);
+  struct Geometry { int64_t kernel, stride, padding, dilation, pool; nn::Activation act; };
+  for (const auto& g : {Geometry{3, 1, 1, 1, 2, nn::Activation::ReLU}, Geometry{3, 2, 2, 2, 2, nn::Activation::Tanh},
+                        Geometry{5, 1, 0, 1, 3, nn::Activation::ReLU}}) {
+    CAPTURE(g.kernel, g.stride, g.padding, g.dilation, g.pool);
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(2, 3, g.kernel).stride(g.stride).padding(g.padding).dilation(g.dilation));
+    conv->to(torch::kFloat64);
+    for (const int64_t rows : {int64_t{1}, int64_t{5}}) {
+      nn::LayerTape tape;
+      const auto x = torch::randn({3, 2, 13, 11}, opts).requires_grad_(true);
+      const auto y = nn::tape_conv2d_pool(conv, x, g.act, g.pool, &tape);
+      const auto& e = tape.entries()[0];
+      auto t_shape = y.sizes().vec();
+      t_shape.insert(t_shape.begin() + 1, rows);
+      const auto t = torch::randn(t_shape, opts);
+      const auto fast = linearize::detail::pooled_conv_input_signals(e, t);
+      std::vector<torch::Tensor> ref;
+      for (int64_t r = 0; r < rows; ++r) {
+        ref.push_back(torch::autograd::grad({y}, {x}, {t.select(1, r)}, /*retain_graph=*/true)[0]);
+      }
+      CHECK(rel_err(fast, torch::stack(ref, 1)) < 1e-12);
+    }
+  }
+  // The model's promise is checked where it can be: the input must be the previous output.
+  torch::nn::Conv2d a(torch::nn::Conv2dOptions(1, 2, 3)), b(torch::nn::Conv2dOptions(2, 2, 3));
+  nn::LayerTape tape;
+  const auto h = nn::tape_conv2d_pool(a, torch::randn({1, 1, 12, 12}), nn::Activation::ReLU, 2, &tape);
+  CHECK_THROWS_AS(nn::tape_conv2d_pool(b, h * 2, nn::Activation::ReLU, 1, &tape, nn::TapeInput::PreviousOnly), UsageError);
+  CHECK_NOTHROW(nn::tape_conv2d_pool(b, h, nn::Activation::ReLU, 1, &tape, nn::TapeInput::PreviousOnly));
+  CHECK(tape.entries().back().input_from_previous);
+}
+
 TEST_CASE("memory estimates of the linearization, and kernels too large are refused up front", "[linearize]") {
   torch::manual_seed(2);
   auto mlp = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{6, 5, 4, 7}, nn::Activation::Tanh);

@@ -118,6 +118,68 @@ void patch_rows(const T* x, const Geometry& g, int64_t kp, T* u) {
   }
 }
 
+Geometry geometry(const nn::TapeEntry& e) {
+  return {e.input.size(1), e.input.size(2), e.input.size(3),
+          e.kernel_size[0], e.kernel_size[1], e.stride[0], e.stride[1],
+          e.padding[0], e.padding[1], e.dilation[0], e.dilation[1],
+          e.conv_size[0], e.conv_size[1]};
+}
+
+// One example's input signals, rows innermost: gx[c, y, x, :] (y, x in the zero-padded input,
+// the R rows padded to whole vectors, nv of them) += W[o, c, ky, kx] · s[:, o, p] over the
+// winners, at (y, x) = w(o, p)·stride + (ky, kx)·dilation. Each winner touches K = C_in·kh·kw
+// positions with nv vector multiply-adds each; winners with slope zero are skipped.
+// wt [C_out, K], offsets [K] (the positions of (c, ky, kx) relative to a patch's corner),
+// v [C_out, P, nv·width] (s with the rows innermost).
+template <typename T>
+__attribute__((always_inline)) inline void scatter_winners(const T* wt, const int64_t* offsets, const T* v,
+                                                          const int64_t* index, const T* slope, T* gx,
+                                                          const Geometry& g, int64_t c_out, int64_t pooled,
+                                                          int64_t nv) {
+  using V = typename Simd<T>::type;
+  constexpr int64_t w = Simd<T>::width;
+  const int64_t k = g.c_in * g.kh * g.kw, wpad = g.w + 2 * g.pw, stride = nv * w;
+  for (int64_t o = 0; o < c_out; ++o) {
+    for (int64_t p = 0; p < pooled; ++p) {
+      if (slope[o * pooled + p] == T(0)) continue;
+      const int64_t win = index[o * pooled + p];
+      T* corner = gx + ((win / g.wo) * g.sh * wpad + (win % g.wo) * g.sw) * stride;
+      const T* vp = v + (o * pooled + p) * stride;
+      for (int64_t q = 0; q < nv; ++q) {
+        V s;
+        __builtin_memcpy(&s, vp + q * w, sizeof(V));
+        const T* wo = wt + o * k;
+        for (int64_t j = 0; j < k; ++j) {
+          T* dst = corner + offsets[j] * stride + q * w;
+          V acc;
+          __builtin_memcpy(&acc, dst, sizeof(V));
+          acc += wo[j] * s;
+          __builtin_memcpy(dst, &acc, sizeof(V));
+        }
+      }
+    }
+  }
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+template <typename T>
+__attribute__((target("avx2,fma"))) void scatter_winners_avx2(const T* wt, const int64_t* offsets, const T* v,
+                                                              const int64_t* index, const T* slope, T* gx,
+                                                              const Geometry& g, int64_t c_out, int64_t pooled,
+                                                              int64_t nv) {
+  scatter_winners(wt, offsets, v, index, slope, gx, g, c_out, pooled, nv);
+}
+#endif
+
+template <typename T>
+void scatter_winners_any(const T* wt, const int64_t* offsets, const T* v, const int64_t* index, const T* slope,
+                         T* gx, const Geometry& g, int64_t c_out, int64_t pooled, int64_t nv) {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+  if (has_avx2()) return scatter_winners_avx2(wt, offsets, v, index, slope, gx, g, c_out, pooled, nv);
+#endif
+  scatter_winners(wt, offsets, v, index, slope, gx, g, c_out, pooled, nv);
+}
+
 template <typename T>
 void accumulate_winners(const T* u, const int64_t* index, const T* slope, const T* s, T* g, int64_t rows,
                         int64_t c_out, int64_t pooled, int64_t kp) {
@@ -141,18 +203,17 @@ std::pair<torch::Tensor, torch::Tensor> pooled_conv_grads_dense(const nn::TapeEn
   return {gw, bias_grads(e, s)};
 }
 
+bool pooled_conv_fused(const torch::Tensor& t) {
+  return t.device().is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble);
+}
+
 std::pair<torch::Tensor, torch::Tensor> pooled_conv_grads(const nn::TapeEntry& e, const torch::Tensor& t) {
-  const bool fused = t.device().is_cpu() &&
-                     (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble);
-  if (!fused) return pooled_conv_grads_dense(e, t);
+  if (!pooled_conv_fused(t)) return pooled_conv_grads_dense(e, t);
   const int64_t n = t.size(0), rows = t.size(1), c_out = t.size(2);
   const auto s = winner_signals(e, t).contiguous();
   const int64_t pooled = s.size(3);
   const auto x = e.input.contiguous();
-  const Geometry geo{x.size(1), x.size(2), x.size(3),
-                     e.kernel_size[0], e.kernel_size[1], e.stride[0], e.stride[1],
-                     e.padding[0], e.padding[1], e.dilation[0], e.dilation[1],
-                     e.conv_size[0], e.conv_size[1]};
+  const auto geo = geometry(e);
   const int64_t l = geo.ho * geo.wo, k = geo.c_in * geo.kh * geo.kw;
   // Patch rows zero-padded to whole SIMD vectors.
   const int64_t w = t.scalar_type() == torch::kFloat ? Simd<float>::width : Simd<double>::width;
@@ -176,6 +237,43 @@ std::pair<torch::Tensor, torch::Tensor> pooled_conv_grads(const nn::TapeEntry& e
   });
   const auto gw = kp == k ? g.reshape({n, rows, c_out * k}) : g.narrow(3, 0, k).reshape({n, rows, c_out * k});
   return {gw, bias_grads(e, s)};
+}
+
+torch::Tensor pooled_conv_input_signals(const nn::TapeEntry& e, const torch::Tensor& t) {
+  const int64_t n = t.size(0), rows = t.size(1), c_out = t.size(2);
+  const auto geo = geometry(e);
+  const int64_t width = t.scalar_type() == torch::kFloat ? Simd<float>::width : Simd<double>::width;
+  const int64_t nv = (rows + width - 1) / width, rp = nv * width;
+  // s with the rows innermost and padded: v [N, C_out, P, rp].
+  auto v = torch::zeros({n, c_out, t.size(3) * t.size(4), rp}, t.options());
+  v.narrow(3, 0, rows).copy_(winner_signals(e, t).permute({0, 2, 3, 1}));
+  const int64_t pooled = v.size(2);
+  const int64_t hpad = geo.h + 2 * geo.ph, wpad = geo.w + 2 * geo.pw;
+  const auto wt = e.weight.detach().reshape({c_out, -1}).to(t.scalar_type()).contiguous();
+  std::vector<int64_t> offsets;
+  for (int64_t c = 0; c < geo.c_in; ++c) {
+    for (int64_t ky = 0; ky < geo.kh; ++ky) {
+      for (int64_t kx = 0; kx < geo.kw; ++kx) offsets.push_back((c * hpad + ky * geo.dh) * wpad + kx * geo.dw);
+    }
+  }
+  const auto index = e.pool_index.reshape({n, c_out, pooled}).contiguous();
+  const auto slope = e.pool_slope.reshape({n, c_out, pooled}).contiguous();
+  auto gx = torch::zeros({n, geo.c_in, hpad, wpad, rp}, t.options());
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "pooled_conv_input_signals", [&] {
+    const auto* wp = wt.data_ptr<scalar_t>();
+    const auto* vp = v.data_ptr<scalar_t>();
+    const auto* ip = index.data_ptr<int64_t>();
+    const auto* sp = slope.data_ptr<scalar_t>();
+    auto* gp = gx.data_ptr<scalar_t>();
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        scatter_winners_any(wp, offsets.data(), vp + i * c_out * pooled * rp, ip + i * c_out * pooled,
+                            sp + i * c_out * pooled, gp + i * geo.c_in * hpad * wpad * rp, geo, c_out, pooled, nv);
+      }
+    });
+  });
+  // Crop the padding, rows back to dimension 1.
+  return gx.narrow(2, geo.ph, geo.h).narrow(3, geo.pw, geo.w).narrow(4, 0, rows).permute({0, 4, 1, 2, 3}).contiguous();
 }
 
 }  // namespace kprior::linearize::detail

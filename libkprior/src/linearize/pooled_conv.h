@@ -22,4 +22,15 @@ std::pair<torch::Tensor, torch::Tensor> pooled_conv_grads(const nn::TapeEntry& e
 /// reference the fused CPU pass is tested against.
 std::pair<torch::Tensor, torch::Tensor> pooled_conv_grads_dense(const nn::TapeEntry& e, const torch::Tensor& t);
 
+/// The signals at the entry's input from those at its pooled output, t [N, R, C_out, H/k, W/k]
+/// → [N, R, C_in, H_in, W_in]: the transposed convolution of the winners' signals s = t · slope,
+///   ∂f_r/∂x[c, i] = Σ_{o, p} s[r, o, p] W[o, c, i − w(o, p)],
+/// what autograd's backward through the pooling, the activation and the convolution gives,
+/// with only the winners' multiply-adds. CPU float32/float64 (pooled_conv_fused says whether
+/// it applies).
+torch::Tensor pooled_conv_input_signals(const nn::TapeEntry& e, const torch::Tensor& t);
+
+/// Whether the fused CPU passes apply to signals like `t` (CPU, float32 or float64).
+bool pooled_conv_fused(const torch::Tensor& t);
+
 }  // namespace kprior::linearize::detail

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "kprior/core/error.h"
+#include "pooled_conv.h"
 
 namespace kprior::linearize {
 
@@ -21,17 +22,31 @@ Signals backprop_signals(nn::TapedModule& model, const torch::Tensor& x,
   if (cot.dim() != 3 || cot.size(0) != logits.size(0) || cot.size(2) != logits.size(1)) {
     throw UsageError("linearize: cotangents must be [N, R, C_out]");
   }
+  // A layer whose output feeds only the next, pooled, convolution gets its signals from that
+  // convolution's by detail::pooled_conv_input_signals (on the CPU), not from autograd, which
+  // then stops at the later layer.
+  const auto& entries = tape.entries();
+  std::vector<bool> derived(entries.size(), false);
+  for (size_t k = 1; k < entries.size(); ++k) {
+    derived[k - 1] = entries[k].pooled() && entries[k].input_from_previous && detail::pooled_conv_fused(logits);
+  }
   std::vector<torch::Tensor> outputs;
-  for (const auto& e : tape.entries()) outputs.push_back(e.output);
+  std::vector<size_t> slot;  // tape index of each autograd output
+  for (size_t k = 0; k < entries.size(); ++k) {
+    if (derived[k]) continue;
+    outputs.push_back(entries[k].output);
+    slot.push_back(k);
+  }
   const int64_t rows = cot.size(1);
   Signals s;
   s.logits = logits.detach();
   // t_l[n, r, ...] allocated once per layer; each backward pass writes its row in place
   // (no list of R gradients kept alive, no stacking copy).
-  for (const auto& out : outputs) {
-    auto shape = out.sizes().vec();
+  s.t.resize(entries.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    auto shape = outputs[i].sizes().vec();
     shape.insert(shape.begin() + 1, rows);
-    s.t.push_back(torch::empty(shape, out.options()));
+    s.t[slot[i]] = torch::empty(shape, outputs[i].options());
   }
   for (int64_t r = 0; r < rows; ++r) {
     const auto grads = torch::autograd::grad({logits}, outputs,
@@ -39,13 +54,16 @@ Signals backprop_signals(nn::TapedModule& model, const torch::Tensor& x,
                                              /*retain_graph=*/r + 1 < rows, /*create_graph=*/false,
                                              /*allow_unused=*/true);
     for (size_t l = 0; l < outputs.size(); ++l) {
-      auto dst = s.t[l].select(1, r);
+      auto dst = s.t[slot[l]].select(1, r);
       if (grads[l].defined()) {
         dst.copy_(grads[l]);
       } else {
         dst.zero_();
       }
     }
+  }
+  for (size_t k = entries.size(); k-- > 1;) {
+    if (derived[k - 1]) s.t[k - 1] = detail::pooled_conv_input_signals(entries[k], s.t[k]);
   }
   for (const auto& entry : tape.entries()) {
     nn::TapeEntry e = entry;

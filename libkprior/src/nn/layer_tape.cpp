@@ -58,8 +58,12 @@ TapeEntry conv2d_entry(torch::nn::Conv2d& layer, const torch::Tensor& x, const t
 }  // namespace
 
 torch::Tensor tape_conv2d_pool(torch::nn::Conv2d& layer, const torch::Tensor& x, Activation activation,
-                               int64_t pool, LayerTape* tape) {
+                               int64_t pool, LayerTape* tape, TapeInput input) {
   if (pool < 1) throw UsageError("layer tape: pooling size must be >= 1, got " + std::to_string(pool));
+  const bool chained = tape != nullptr && input == TapeInput::PreviousOnly;
+  if (chained && (tape->entries().empty() || !tape->entries().back().output.is_same(x))) {
+    throw UsageError("layer tape: TapeInput::PreviousOnly, but the input is not the output of the layer taped before");
+  }
   const auto z = layer->forward(x);
   if (tape == nullptr) return torch::max_pool2d(activate(z, activation), pool);
   // max_pool2d returns the same values; the indices say which position of z won.
@@ -73,6 +77,7 @@ torch::Tensor tape_conv2d_pool(torch::nn::Conv2d& layer, const torch::Tensor& x,
   // as autograd takes it), tanh'(z) = 1 − y².
   e.pool_slope = activation == Activation::ReLU ? (yd > 0).to(yd.scalar_type()) : 1 - yd.square();
   e.conv_size = {z.size(2), z.size(3)};
+  e.input_from_previous = chained;
   tape->record(std::move(e));
   return y;
 }

@@ -14,9 +14,10 @@ LeNet5Impl::LeNet5Impl(int64_t outputs, int64_t in_channels, Activation activati
 }
 
 torch::Tensor LeNet5Impl::forward_taped(const torch::Tensor& x, LayerTape* tape) {
-  // Each convolution is taped with its activation and pooling (signals at the pooled maps).
+  // Each convolution is taped with its activation and pooling (signals at the pooled maps);
+  // the first one's pooled map feeds only the second.
   auto h = tape_conv2d_pool(conv1_, x, activation_, 2, tape);
-  h = tape_conv2d_pool(conv2_, h, activation_, 2, tape);
+  h = tape_conv2d_pool(conv2_, h, activation_, 2, tape, TapeInput::PreviousOnly);
   h = activate(tape_linear(fc1_, h.flatten(1), tape), activation_);
   h = activate(tape_linear(fc2_, h, tape), activation_);
   return tape_linear(fc3_, h, tape);

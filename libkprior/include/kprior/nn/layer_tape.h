@@ -47,6 +47,9 @@ struct TapeEntry {
   torch::Tensor pool_index;          // int64 [N, C_out, H/k, W/k]
   torch::Tensor pool_slope;          // [N, C_out, H/k, W/k]
   std::vector<int64_t> conv_size;    // {H, W} of the convolution output
+  // The model's word that `input` is the previous entry's output and feeds nothing else, so
+  // that the previous entry's signals follow from this one's (see TapeInput).
+  bool input_from_previous = false;
   bool pooled() const { return pool_index.defined(); }
 };
 
@@ -66,13 +69,21 @@ torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, Laye
 /// As tape_linear for Conv2d (groups = 1, zero padding, with or without bias; other settings
 /// throw UsageError).
 torch::Tensor tape_conv2d(torch::nn::Conv2d& layer, const torch::Tensor& x, LayerTape* tape);
+/// What a taped layer's input is. PreviousOnly: the output of the layer taped just before and
+/// used by nothing else (LeNet-5's second convolution). The linearization then takes the
+/// previous layer's signals from this layer's by its own backward pass through the pooling
+/// (only the winners' multiply-adds) instead of autograd's. The tape checks the first half
+/// (the same tensor); the second is the model's promise: if the tensor also fed another
+/// layer, its signals would miss that path.
+enum class TapeInput { Any, PreviousOnly };
+
 /// max_pool2d(activate(layer(x)), pool): a convolution followed by its activation and a k×k max
 /// pooling with stride k, recorded as one entry whose signals are taken at the pooled output.
 /// The linearization then never forms the gradients of the full-size convolution output
 /// (4× larger for k = 2, and 3/4 zeros): the per-example weight gradients sum only over the
 /// pooling winners. The value returned is the same as without a tape.
 torch::Tensor tape_conv2d_pool(torch::nn::Conv2d& layer, const torch::Tensor& x, Activation activation,
-                               int64_t pool, LayerTape* tape);
+                               int64_t pool, LayerTape* tape, TapeInput input = TapeInput::Any);
 /// As tape_linear for BatchNorm2d; the output is layer->forward(x) either way. With a tape the
 /// layer must be in eval mode with running statistics (in train mode BatchNorm normalises by
 /// the batch's statistics, which couples the examples of a batch: there is no per-example
