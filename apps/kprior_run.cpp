@@ -250,6 +250,11 @@ int main(int argc, char** argv) {
                  "tasks at once: the upper bound)")->capture_default_str();
   cli.add_option("--optimizer", optimizer, "ivon, adam or sgd")->capture_default_str();
   auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
+  std::string lr_schedule;
+  auto* o_schedule = cli.add_option("--lr-schedule", lr_schedule,
+                                    "learning rate within each task: constant, or cosine (decays to 0 over the\n"
+                                    "task's steps, restarting at every task) (default: cosine with ivon, else\n"
+                                    "constant as published)");
   auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published; 10 with ivon and fromp on split-mnist)");
   auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published; 8 with ivon and fromp on split-mnist)");
   cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; --model mlp only)");
@@ -353,6 +358,8 @@ int main(int argc, char** argv) {
     auto options = train::LearnerOptions()
                        .optimizer(kind)
                        .lr(given(o_lr) ? lr : (kind == train::OptimizerKind::Adam ? pub.adam_lr : 0))
+                       .lr_schedule(given(o_schedule) ? train::parse_lr_schedule(lr_schedule)
+                                                      : (ivon ? iv.lr_schedule : train::LrSchedule::Constant))
                        .epochs(given(o_epochs) ? epochs : (ivon ? iv.epochs : pub.epochs))
                        .batch_size(given(o_batch) ? batch_size : (ivon ? iv.batch_size : pub.batch_size))
                        // The published clip is for Adam; clipping IVON's gradients would also
@@ -404,14 +411,16 @@ int main(int argc, char** argv) {
                                      options.memory_per_task(), 1);
     }
     const bool tty = isatty(fileno(stdout)) != 0;
-    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}), {}, {} epochs of batch {}, "
+    fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}, {}), {}, {} epochs of batch {}, "
                "memory {}/task ({}), {} seed(s), {} threads, {}\n",
                version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
+               train::to_string(options.lr_schedule()),
                model_text, options.epochs(), options.batch_size(), options.memory_per_task(), select, seeds,
                n_threads, device_name);
 
     const json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},
-                         {"lr", options.effective_lr()}, {"epochs", options.epochs()},
+                         {"lr", options.effective_lr()}, {"lr_schedule", train::to_string(options.lr_schedule())},
+                         {"epochs", options.epochs()},
                          {"batch_size", options.batch_size()}, {"model", nn::to_string(model_kind)},
                          {"mlp", model_kind == nn::ModelKind::MLP ? json(widths) : json()},
                          {"memory_per_task", options.memory_per_task()}, {"select", select},

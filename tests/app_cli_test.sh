@@ -14,6 +14,7 @@ expect 2 "epochs must be > 0" -- "$bin" --epochs 0 --data-dir "$data"
 expect 2 "Could not convert" -- "$bin" --epochs abc
 expect 2 "unknown method 'nope'" -- "$bin" --method nope --data-dir "$data"
 expect 2 "memory selection must be lambda, mpe or random" -- "$bin" --select best --data-dir "$data"
+expect 2 "learning-rate schedule must be constant or cosine" -- "$bin" --lr-schedule step --data-dir "$data"
 expect 1 "cifar-10-batches-bin: not found" -- "$bin" --tasks split-cifar --data-dir "$data"
 expect 2 "needs a memory" -- "$bin" --memory-per-task 0 --data-dir "$data"
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
@@ -24,6 +25,7 @@ for f in results.json accuracy_matrix.csv; do
 done
 grep -q '"average_accuracy_mean"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks average_accuracy_mean"; fail=1; }
 grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks ece"; fail=1; }
+grep -q '"lr_schedule": "constant"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks lr_schedule"; fail=1; }
 [ "$(wc -l < "$scratch/run/accuracy_matrix.csv")" -eq 6 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 5 rows"; fail=1; }
 # Options from a CLI11 config file.
 mkdir -p "$scratch"
@@ -31,9 +33,11 @@ printf 'epochs = 1\nmethod = "finetune"\noptimizer = "sgd"\n' > "$scratch/run.to
 expect 0 "method finetune, optimizer sgd .* 1 epochs" -- "$bin" --config "$scratch/run.toml" --data-dir "$data" --out "$scratch/cfg" --threads 1
 # IVON's measured defaults for FROMP on split-MNIST (train::ivon_settings) reach the learner;
 # a given option still wins.
-expect 0 "optimizer ivon .* 1 epochs of batch 8," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
+expect 0 "optimizer ivon (lr 0.1, cosine), .* 1 epochs of batch 8," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
   --stop-after-task 1 --out "$scratch/ivon" --threads 1
-expect 0 "optimizer ivon .* 1 epochs of batch 32," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
-  --batch-size 32 --stop-after-task 1 --out "$scratch/ivon32" --threads 1
+expect 0 "optimizer ivon (lr 0.1, constant), .* 1 epochs of batch 32," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
+  --batch-size 32 --lr-schedule constant --stop-after-task 1 --out "$scratch/ivon32" --threads 1
+expect 0 "optimizer adam (lr 0.0001, constant)" -- "$bin" --data-dir "$data" --epochs 1 \
+  --stop-after-task 1 --out "$scratch/adam1" --threads 1
 [ $fail -eq 0 ] && echo "kprior-run CLI: all checks passed"
 exit $fail

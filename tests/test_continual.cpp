@@ -280,6 +280,41 @@ TEST_CASE("every method learns a small split sequence end to end", "[train]") {
   CHECK_THROWS_AS(train::parse_optimizer("adamw"), UsageError);
 }
 
+TEST_CASE("the cosine learning-rate schedule restarts at every task and follows its closed form", "[train]") {
+  // scheduled_lr against ½(1 + cos(π s/S)) at a few points.
+  CHECK(train::scheduled_lr(0.2, train::LrSchedule::Cosine, 0, 10) == Approx(0.2));
+  CHECK(train::scheduled_lr(0.2, train::LrSchedule::Cosine, 5, 10) == Approx(0.1));
+  CHECK(train::scheduled_lr(0.2, train::LrSchedule::Cosine, 9, 10) == Approx(0.1 * (1 + std::cos(0.9 * M_PI))));
+  CHECK(train::scheduled_lr(0.2, train::LrSchedule::Constant, 9, 10) == 0.2);
+  CHECK(train::parse_lr_schedule("cosine") == train::LrSchedule::Cosine);
+  CHECK_THROWS_AS(train::parse_lr_schedule("step"), UsageError);
+  // The learner, 3 epochs in batches of 32 per task: the rate of each epoch's last step, in
+  // both tasks.
+  const auto seq = data::make_split_sequence("blobs", blobs(60, 1), blobs(30, 2), {{0, 1}, {2, 3}}, 4);
+  const int64_t per_epoch = (seq.tasks[0].train_size() + 31) / 32;
+  REQUIRE(per_epoch == (seq.tasks[1].train_size() + 31) / 32);
+  std::vector<torch::Tensor> finals;
+  for (const auto schedule : {train::LrSchedule::Constant, train::LrSchedule::Cosine}) {
+    torch::manual_seed(0);
+    auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 8, 4});
+    std::vector<double> lrs;
+    train::Callbacks cb;
+    cb.on_epoch_end = [&](const train::Progress& p) { lrs.push_back(p.lr); };
+    train::ContinualLearner learner(model, regularize::make_regularizers("finetune", {}),
+                                    train::LearnerOptions().optimizer(train::OptimizerKind::SGD).lr(0.05)
+                                        .lr_schedule(schedule).epochs(3).batch_size(32), cb);
+    for (const auto& task : seq.tasks) learner.observe(task);
+    REQUIRE(lrs.size() == 6);
+    for (size_t i = 0; i < lrs.size(); ++i) {
+      const auto last_step = static_cast<double>(per_epoch * static_cast<int64_t>(i % 3 + 1) - 1);
+      CHECK(lrs[i] == Approx(schedule == train::LrSchedule::Constant
+                                 ? 0.05 : 0.025 * (1 + std::cos(M_PI * last_step / static_cast<double>(3 * per_epoch)))));
+    }
+    finals.push_back(torch::cat({model->parameters()[0].flatten(), model->parameters()[1].flatten()}));
+  }
+  CHECK_FALSE(torch::allclose(finals[0], finals[1]));  // the schedule reached the optimizer
+}
+
 TEST_CASE("the Laplace posterior at a boundary accumulates every task's GGN", "[train]") {
   // Σ_t = 1/(δ + Σ_{s≤t} GGN_s), each GGN at the weights that ended task s (METHODS.md §2;
   // the recursion FROMP's published runs use). The GGNs are recorded independently at each

@@ -80,6 +80,10 @@ double peak_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
+void set_lr(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
 // The learner's optimizer: IVON's ess is set per task (set_ess), so 1 here.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(nn::TapedModule& model, const LearnerOptions& o) {
   return train::make_optimizer(model.parameters(), o.optimizer(),
@@ -155,10 +159,17 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
   const auto start = Clock::now();
   const auto device = model_->parameters().front().device();
   model_->train();
+  const double base_lr = options_.effective_lr();
+  const int64_t steps = options_.epochs() * source.num_batches();
+  double lr = base_lr;
   for (int64_t e = 0; e < options_.epochs(); ++e) {
     source.set_epoch(e);
     double sum = 0;
     for (int64_t b = 0; b < source.num_batches(); ++b) {
+      if (options_.lr_schedule() != LrSchedule::Constant) {
+        lr = scheduled_lr(base_lr, options_.lr_schedule(), e * source.num_batches() + b, steps);
+        set_lr(*optimizer_, lr);
+      }
       auto batch = source.batch(b);
       if (batch.inputs.device() != device) {  // streamed batches arrive on the CPU
         batch = {batch.inputs.to(device), batch.targets.to(device), batch.indices.to(device)};
@@ -166,13 +177,14 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
       sum += train_step([&] { return loss_of(batch); });
     }
     const double mean_loss = sum / static_cast<double>(source.num_batches());
-    if (callbacks_.on_epoch_end) callbacks_.on_epoch_end({task_id, e, options_.epochs(), mean_loss});
+    if (callbacks_.on_epoch_end) callbacks_.on_epoch_end({task_id, e, options_.epochs(), mean_loss, lr});
     if (!std::isfinite(mean_loss)) {
       // Stop at once: a diverged model would only fail later with a less helpful message.
       throw Error("training diverged on task " + std::to_string(task_id + 1) + ", epoch " + std::to_string(e + 1) +
                   " (the loss is not finite); try a smaller learning rate or regularizer weight");
     }
   }
+  set_lr(*optimizer_, base_lr);  // the optimizer (and its saved state) keeps the nominal rate
   model_->eval();
   return since(start);
 }

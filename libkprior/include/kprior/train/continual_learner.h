@@ -22,6 +22,7 @@
 #include "kprior/optim/ivon.h"
 #include "kprior/posterior/diagonal_gaussian.h"
 #include "kprior/regularize/regularizer.h"
+#include "kprior/train/lr_schedule.h"
 
 namespace kprior::train {
 
@@ -42,6 +43,7 @@ struct LearnerOptions {
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::IVON;
   /// Learning rate; <= 0 picks the optimizer's default (IVON 0.1, Adam 1e-3, SGD 0.01).
   TORCH_ARG(double, lr) = 0;
+  TORCH_ARG(LrSchedule, lr_schedule) = LrSchedule::Constant;
   TORCH_ARG(int64_t, epochs) = 5;
   TORCH_ARG(int64_t, batch_size) = 128;
   TORCH_ARG(uint64_t, seed) = 0;
@@ -67,6 +69,7 @@ struct LearnerOptions {
 struct Progress {
   int64_t task, epoch, epochs;
   double mean_loss;  // over the epoch's batches, penalties included
+  double lr;         // the learning rate of the epoch's last step
 };
 
 struct Callbacks {
