@@ -380,6 +380,33 @@ TEST_CASE("image transforms: crop boxes, identity resampling, flips, normalisati
       }
     }
   }
+  // Enlarging, shrinking, off-centre and edge boxes against bilinear interpolation written
+  // out in float64 (pixel centres at half-integers, clamped at the image's edges).
+  const auto photo = kprior::testing::smooth_image(23, 31);
+  for (const CropBox box : {CropBox{3, 4, 7, 9, false}, CropBox{0, 0, 23, 31, true}, CropBox{15, 20, 8, 11, true},
+                            CropBox{1.5, 2.25, 19.5, 12, false}}) {
+    CAPTURE(box.y, box.x, box.height, box.width, box.flip);
+    const int64_t size = 13;
+    std::vector<float> got(static_cast<size_t>(3 * size * size));
+    resample(photo, box, size, unit, got.data());
+    double worst = 0;
+    for (int64_t i = 0; i < size; ++i) {
+      for (int64_t j = 0; j < size; ++j) {
+        const double jj = box.flip ? static_cast<double>(size - 1 - j) : static_cast<double>(j);
+        const double sy = std::clamp(box.y + (i + 0.5) * box.height / size - 0.5, 0.0, 22.0);
+        const double sx = std::clamp(box.x + (jj + 0.5) * box.width / size - 0.5, 0.0, 30.0);
+        const auto y0 = static_cast<int64_t>(sy), x0 = static_cast<int64_t>(sx);
+        const int64_t y1 = std::min<int64_t>(y0 + 1, 22), x1 = std::min<int64_t>(x0 + 1, 30);
+        for (int64_t c = 0; c < 3; ++c) {
+          const double top = photo.at(y0, x0, c) + (sx - x0) * (photo.at(y0, x1, c) - photo.at(y0, x0, c));
+          const double bottom = photo.at(y1, x0, c) + (sx - x0) * (photo.at(y1, x1, c) - photo.at(y1, x0, c));
+          const double want = (top + (sy - y0) * (bottom - top)) / 255.0;
+          worst = std::max(worst, std::abs(want - got[static_cast<size_t>(c * size * size + i * size + j)]));
+        }
+      }
+    }
+    CHECK(worst < 1e-5);
+  }
   // A flat image stays flat under any box, and is normalised with the channel statistics.
   const auto flat = kprior::testing::flat_image(30, 20, 10, 128, 250);
   const auto stats = imagenet_stats();

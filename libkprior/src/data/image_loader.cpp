@@ -30,11 +30,13 @@ torch::Tensor load_images(const std::vector<std::string>& files, const std::vect
   const int64_t min_side = transform.augment ? 0 : static_cast<int64_t>(std::ceil(static_cast<double>(transform.size) * transform.resize_ratio));
   auto work = [&](int w) {
     try {
+      RgbImage image;  // buffers reused from image to image
+      std::vector<uint8_t> bytes;
       // Strided assignment: neighbouring (similar-sized) files spread over the threads.
       for (int64_t k = w; k < n; k += workers) {
         const int64_t i = indices[static_cast<size_t>(k)];
         if (i < 0 || i >= static_cast<int64_t>(files.size())) throw UsageError("load_images: index out of range");
-        const auto image = decode_jpeg(files[static_cast<size_t>(i)], min_side);
+        decode_jpeg_into(files[static_cast<size_t>(i)], min_side, image, bytes);
         SplitMix64 rng(mix_seed(stream_seed, static_cast<uint64_t>(i)));
         transform_image(image, transform, rng, dst + k * 3 * s * s);
       }

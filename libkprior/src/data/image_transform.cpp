@@ -62,24 +62,42 @@ void resample(const RgbImage& image, const CropBox& box, int64_t size, const Cha
     scale[c] = 1.0f / (255.0f * stats.std[static_cast<size_t>(c)]);
     shift[c] = stats.mean[static_cast<size_t>(c)] / stats.std[static_cast<size_t>(c)];
   }
+  // Separable: each source row the output needs is interpolated horizontally once, into
+  // planar rows of floats (two kept: an enlarged crop reads the same rows for several output
+  // rows), then each output row is one vectorizable blend of two of them per channel.
   const int64_t plane = size * size;
+  std::vector<float> cache(static_cast<size_t>(2 * 3 * size));
+  int64_t cached[2] = {-1, -1};
+  auto horizontal = [&](int64_t y) -> const float* {
+    for (int s = 0; s < 2; ++s) {
+      if (cached[s] == y) return cache.data() + s * 3 * size;
+    }
+    const int s = cached[0] < cached[1] ? 0 : 1;  // replace the row above (rows only go down)
+    cached[s] = y;
+    float* dst = cache.data() + s * 3 * size;
+    const uint8_t* row = image.pixels.data() + y * image.width * 3;
+    for (int64_t j = 0; j < size; ++j) {
+      const auto a = static_cast<size_t>(x0[static_cast<size_t>(j)] * 3), b = static_cast<size_t>(x1[static_cast<size_t>(j)] * 3);
+      const float fx = wx[static_cast<size_t>(j)];
+      for (int c = 0; c < 3; ++c) {
+        dst[c * size + j] = static_cast<float>(row[a + c]) + fx * (static_cast<float>(row[b + c]) - static_cast<float>(row[a + c]));
+      }
+    }
+    return dst;
+  };
   for (int64_t i = 0; i < size; ++i) {
     const double src = std::clamp(box.y + (static_cast<double>(i) + 0.5) * sy - 0.5, 0.0,
                                   static_cast<double>(image.height - 1));
     const auto y0 = static_cast<int64_t>(std::floor(src));
     const int64_t y1 = std::min(y0 + 1, image.height - 1);
     const auto wy = static_cast<float>(src - static_cast<double>(y0));
-    const uint8_t* r0 = image.pixels.data() + y0 * image.width * 3;
-    const uint8_t* r1 = image.pixels.data() + y1 * image.width * 3;
-    for (int64_t j = 0; j < size; ++j) {
-      const auto a = static_cast<size_t>(x0[static_cast<size_t>(j)] * 3), b = static_cast<size_t>(x1[static_cast<size_t>(j)] * 3);
-      const float fx = wx[static_cast<size_t>(j)];
-      for (int c = 0; c < 3; ++c) {
-        const float top = static_cast<float>(r0[a + c]) + fx * (static_cast<float>(r0[b + c]) - static_cast<float>(r0[a + c]));
-        const float bottom = static_cast<float>(r1[a + c]) + fx * (static_cast<float>(r1[b + c]) - static_cast<float>(r1[a + c]));
-        const float v = top + wy * (bottom - top);
-        out[c * plane + i * size + j] = v * scale[c] - shift[c];
-      }
+    const float* top = horizontal(y0);
+    const float* bottom = horizontal(y1);  // may evict neither: y1 is y0 or y0 + 1
+    for (int c = 0; c < 3; ++c) {
+      const float* t = top + c * size;
+      const float* b = bottom + c * size;
+      float* o = out + c * plane + i * size;
+      for (int64_t j = 0; j < size; ++j) o[j] = (t[j] + wy * (b[j] - t[j])) * scale[c] - shift[c];
     }
   }
 }

@@ -5,7 +5,6 @@
 #include <csetjmp>
 #include <cstddef>
 #include <cstdio>
-#include <fstream>
 
 #include <jpeglib.h>
 
@@ -89,21 +88,47 @@ bool decode(const std::vector<uint8_t>& bytes, int64_t min_side, RgbImage& out, 
 
 }  // namespace
 
-RgbImage decode_jpeg_bytes(const std::vector<uint8_t>& bytes, const std::string& name, int64_t min_side) {
+namespace {
+
+void decode_checked(const std::vector<uint8_t>& bytes, const std::string& name, int64_t min_side, RgbImage& out) {
   if (bytes.size() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8) {
     throw FileError(name, "not a JPEG file (no start-of-image marker)");
   }
-  RgbImage image;
   ErrorManager err{};
-  if (!decode(bytes, min_side, image, err)) throw FileError(name, std::string("cannot decode JPEG: ") + err.message);
+  if (!decode(bytes, min_side, out, err)) throw FileError(name, std::string("cannot decode JPEG: ") + err.message);
+}
+
+// The whole file into `bytes` (resized, so its capacity is reused), in one read.
+void read_file(const std::string& path, std::vector<uint8_t>& bytes) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) throw FileError(path, "cannot be opened");
+  bytes.clear();
+  uint8_t chunk[1 << 16];
+  size_t got = 0;
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw FileError(path, "cannot be read");
+}
+
+}  // namespace
+
+RgbImage decode_jpeg_bytes(const std::vector<uint8_t>& bytes, const std::string& name, int64_t min_side) {
+  RgbImage image;
+  decode_checked(bytes, name, min_side, image);
   return image;
 }
 
+void decode_jpeg_into(const std::string& path, int64_t min_side, RgbImage& out, std::vector<uint8_t>& file_buffer) {
+  read_file(path, file_buffer);
+  decode_checked(file_buffer, path, min_side, out);
+}
+
 RgbImage decode_jpeg(const std::string& path, int64_t min_side) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(path, "cannot be opened");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return decode_jpeg_bytes(bytes, path, min_side);
+  RgbImage image;
+  std::vector<uint8_t> bytes;
+  decode_jpeg_into(path, min_side, image, bytes);
+  return image;
 }
 
 void write_jpeg(const std::string& path, const RgbImage& image, int quality) {
