@@ -179,6 +179,15 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     }
     for (const auto& v : entry) out.push_back(v.get<std::string>());
   }
+  // A run saved before --lr-schedule existed trained with a constant rate: it continues so
+  // (its configuration has no "lr_schedule"; today's IVON default is cosine).
+  json config;
+  try {
+    config = json::parse(info.config_json);
+  } catch (const json::exception&) {
+    throw kprior::FileError(path, "attribute 'config@json' is not valid JSON");
+  }
+  if (config.is_object() && !config.contains("lr_schedule")) out.push_back("--lr-schedule=constant");
   for (size_t i = 1; i < args.size(); ++i) {
     const auto name = args[i].substr(0, args[i].find('='));
     if (!overridable(name)) {

@@ -25,6 +25,37 @@ for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
 done
 cmp -s "$scratch/whole/accuracy_matrix.csv" "$scratch/parts/accuracy_matrix.csv" || { echo "FAIL: resumed accuracy matrix differs"; fail=1; }
 expect 1 "no checkpoint.h5" -- "$run" --resume "$scratch/nothing-here"
+# A checkpoint written before --lr-schedule existed (its configuration has no lr_schedule)
+# continues with the constant rate it was trained with, not today's IVON default (cosine).
+python=""
+for p in "${KPRIOR_PYTHON:-}" python3 /usr/bin/python3; do
+  if [ -n "$p" ] && "$p" -c "import h5py" 2>/dev/null; then python=$p; break; fi
+done
+if [ -n "$python" ]; then
+  # shellcheck disable=SC2086
+  expect 0 "optimizer ivon (lr 0.1, cosine)" -- "$run" $common --out "$scratch/old" --stop-after-task 1
+  # Edit the configuration with h5py, then renew the envelope (512-byte header: body size,
+  # CRC-32 of the body) as the library writes it.
+  "$python" - "$scratch/old/checkpoint.h5" <<'PY'
+import json, os, sys, zlib, h5py
+path = sys.argv[1]
+with h5py.File(path, "r+") as f:
+    config = json.loads(f["config"].attrs["json"])
+    del config["lr_schedule"]
+    f["config"].attrs["json"] = json.dumps(config)
+with open(path, "r+b") as f:
+    header = f.read(512).split(b"\0")[0].decode().splitlines()
+    body = f.read()
+    fields = dict(line.split(" ", 1) for line in header[1:])
+    fields["body_bytes"], fields["crc32"] = str(len(body)), str(zlib.crc32(body))
+    text = header[0] + "".join("\n%s %s" % (k, fields[k]) for k in ("format_version", "body_bytes", "crc32", "producer")) + "\n"
+    f.seek(0)
+    f.write(text.encode().ljust(512, b"\0"))
+PY
+  expect 0 "optimizer ivon (lr 0.1, constant)" -- "$run" --resume "$scratch/old" --stop-after-task 2 --threads 1
+else
+  echo "note: no Python with h5py; the resume-of-an-old-checkpoint check is skipped"
+fi
 
 ckpt=$scratch/whole/checkpoint.h5
 expect 0 "5 of 5 tasks learned" -- "$inspect" "$ckpt"

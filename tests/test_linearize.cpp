@@ -330,31 +330,53 @@ TEST_CASE("posterior sources: Laplace from the GGN, Adam's second moment", "[lin
   CHECK_THROWS_AS(posterior::laplace(mlp->parameters(), {ggn[0]}, 1.0), UsageError);
 }
 
-TEST_CASE("a pooled convolution's per-example gradients: the fused CPU pass equals the scatter-and-GEMM path",
+TEST_CASE("a pooled convolution's per-example gradients: the fused CPU pass and the scatter-and-GEMM path equal autograd",
           "[linearize]") {
-  // The scatter-and-GEMM path is what non-CPU devices run; here both run on the same signals,
-  // in float64 and float32, with and without bias.
+  // The scatter-and-GEMM path is what non-CPU devices run; both are checked against autograd
+  // of t[n, r] · y(x_n) with respect to the weight and bias, one example and row at a time, for
+  // several geometries, both dtypes, with and without bias.
   torch::manual_seed(11);
+  struct Geometry { int64_t kernel, stride, padding, dilation, pool; nn::Activation act; };
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
-    for (const bool bias : {true, false}) {
-      CAPTURE(dtype, bias);
-      torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).padding(1).bias(bias));
-      conv->to(dtype);
-      nn::LayerTape tape;
-      const auto x = torch::randn({5, 3, 12, 12}, torch::TensorOptions(dtype));
-      const auto y = nn::tape_conv2d_pool(conv, x, nn::Activation::ReLU, 2, &tape);
-      REQUIRE(tape.entries().size() == 1);
-      const auto& e = tape.entries()[0];
-      REQUIRE(e.pooled());
-      CHECK(e.output.sizes() == torch::IntArrayRef({5, 4, 6, 6}));
-      CHECK(torch::equal(y, torch::max_pool2d(torch::relu(conv->forward(x)), 2)));
-      const auto t = torch::randn({5, 3, 4, 6, 6}, x.options());
-      const auto [gw, gb] = linearize::detail::pooled_conv_grads(e, t);
-      const auto [dw, db] = linearize::detail::pooled_conv_grads_dense(e, t);
-      CHECK(gw.sizes() == torch::IntArrayRef({5, 3, 4 * 27}));
-      CHECK(rel_err(gw, dw) < (dtype == torch::kFloat64 ? 1e-12 : 1e-5));
-      CHECK(gb.defined() == bias);
-      if (bias) CHECK(rel_err(gb, db) < 1e-12);
+    for (const auto& g : {Geometry{3, 1, 1, 1, 2, nn::Activation::ReLU}, Geometry{3, 2, 2, 2, 2, nn::Activation::Tanh},
+                          Geometry{5, 1, 0, 1, 3, nn::Activation::ReLU}}) {
+      for (const bool bias : {true, false}) {
+        CAPTURE(dtype, g.kernel, g.stride, g.padding, g.dilation, g.pool, bias);
+        torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, g.kernel).stride(g.stride).padding(g.padding)
+                                   .dilation(g.dilation).bias(bias));
+        conv->to(dtype);
+        nn::LayerTape tape;
+        const auto x = torch::randn({3, 3, 13, 12}, torch::TensorOptions(dtype));
+        const auto y = nn::tape_conv2d_pool(conv, x, g.act, g.pool, &tape);
+        REQUIRE(tape.entries().size() == 1);
+        const auto& e = tape.entries()[0];
+        REQUIRE(e.pooled());
+        CHECK(torch::equal(y, torch::max_pool2d(nn::activate(conv->forward(x), g.act), g.pool)));
+        auto t_shape = y.sizes().vec();
+        t_shape.insert(t_shape.begin() + 1, 2);
+        const auto t = torch::randn(t_shape, x.options());
+        std::vector<torch::Tensor> ref_w, ref_b;
+        for (int64_t n = 0; n < 3; ++n) {
+          const auto yn = torch::max_pool2d(nn::activate(conv->forward(x.slice(0, n, n + 1)), g.act), g.pool);
+          for (int64_t r = 0; r < 2; ++r) {
+            std::vector<torch::Tensor> params{conv->weight};
+            if (bias) params.push_back(conv->bias);
+            const auto grads = torch::autograd::grad({(yn[0] * t[n][r]).sum()}, params, {}, /*retain_graph=*/true);
+            ref_w.push_back(grads[0].reshape(-1));
+            if (bias) ref_b.push_back(grads[1]);
+          }
+        }
+        const auto want_w = torch::stack(ref_w).view({3, 2, -1});
+        const double tol = dtype == torch::kFloat64 ? 1e-12 : 1e-5;
+        for (const bool fused : {true, false}) {
+          CAPTURE(fused);
+          const auto [gw, gb] = fused ? linearize::detail::pooled_conv_grads(e, t)
+                                      : linearize::detail::pooled_conv_grads_dense(e, t);
+          CHECK(rel_err(gw, want_w) < tol);
+          CHECK(gb.defined() == bias);
+          if (bias) CHECK(rel_err(gb, torch::stack(ref_b).view({3, 2, -1})) < tol);
+        }
+      }
     }
   }
 }
@@ -407,13 +429,16 @@ TEST_CASE("memory estimates of the linearization, and kernels too large are refu
   const auto img = torch::randn({2, 1, 28, 28});
   const int64_t outputs = 6 * 14 * 14 + 16 * 5 * 5 + 120 + 84 + 9;
   const int64_t inputs = 784 * 25 + 6 * 14 * 14 * 25 + 400 + 120 + 84;
-  CHECK(linearize::signal_floats_per_example(*lenet, img, 2) == 2 * outputs + inputs);
+  // conv1's signals come from conv2's through buffers with the rows padded to SIMD lanes
+  // (counted as rows + 7): conv2's input 6x14x14 (no padding) and its 16x5x5 winners.
+  const int64_t chained = (2 + 7) * (6 * 14 * 14 + 16 * 5 * 5);
+  CHECK(linearize::signal_floats_per_example(*lenet, img, 2) == 2 * outputs + inputs + chained);
   // A kernel holds per input and row the outputs and twice the widest parameter tensor (fc1,
   // 120x400: its per-example gradients in chunks and concatenated); the layer inputs once per
   // input, as recorded (not unfolded: that happens a bounded chunk of inputs at a time), and
   // the pooled convolutions' winners (int64, two floats each) and slopes.
   const int64_t recorded = 784 + 6 * 14 * 14 + 400 + 120 + 84 + 3 * (6 * 14 * 14 + 16 * 5 * 5);
-  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * (outputs + 2 * 120 * 400) + recorded));
+  CHECK(linearize::kernel_floats(*lenet, img, 5, 2) == 5 * (2 * (outputs + 2 * 120 * 400) + recorded + chained));
   CHECK_NOTHROW(linearize::check_kernel_memory(*mlp, x, 1000, 10));
   CHECK_THROWS_WITH(linearize::check_kernel_memory(*mlp, x, int64_t{1} << 30, 10),
                     Catch::Matchers::Contains("use fewer memorable points per task"));

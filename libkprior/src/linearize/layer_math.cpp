@@ -14,9 +14,12 @@ constexpr int64_t kChunkElements = int64_t{1} << 24;  // per-chunk budget for co
 
 bool is_linear(const nn::TapeEntry& e) { return e.kind == nn::LayerKind::Linear; }
 
-// Examples per chunk so that chunk × R × P stays within the budget.
-int64_t chunk_size(const torch::Tensor& t, const torch::Tensor& weight) {
-  return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, t.size(1) * weight.numel()));
+// Examples per chunk so that chunk × R × P stays within the budget (for a pooled convolution
+// off the CPU, chunk × R × its full-size output map, which its scatter-and-GEMM path forms).
+int64_t chunk_size(const nn::TapeEntry& e, const torch::Tensor& t) {
+  int64_t per_row = e.weight.numel();
+  if (e.pooled() && !t.device().is_cpu()) per_row = std::max(per_row, e.pool_index.size(1) * e.conv_size[0] * e.conv_size[1]);
+  return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, t.size(1) * per_row));
 }
 
 // The recorded input and signals of examples [start, stop).
@@ -59,7 +62,7 @@ constexpr int64_t kParts = 16;
 torch::Tensor over_chunks(const nn::TapeEntry& e, const torch::Tensor& t,
                           const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& fn) {
   const int64_t n = t.size(0);
-  int64_t step = chunk_size(t, e.weight);
+  int64_t step = chunk_size(e, t);
   const bool cpu = t.device().is_cpu();
   if (cpu) step = std::min(step, std::max<int64_t>(1, (n + kParts - 1) / kParts));
   const bool parallel = cpu && at::get_num_threads() > 1 && n > step;

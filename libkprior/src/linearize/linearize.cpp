@@ -143,7 +143,14 @@ namespace {
 // inputs as unfolded for the per-example convolution gradients (kernel area × input).
 struct TapeFloats {
   int64_t outputs = 0, inputs = 0, unfolded = 0;
+  // Per output row padded to SIMD lanes (up to 8): the buffers of signals derived through a
+  // pooled convolution (pooled_conv_input_signals: its zero-padded input and its winners).
+  int64_t chained = 0;
 };
+
+// rows + 7 bounds the rows rounded up to 8 lanes and keeps the estimates linear in the rows
+// (rows_that_fit relies on it).
+int64_t lanes(int64_t rows) { return std::max<int64_t>(1, rows) + 7; }
 
 TapeFloats tape_floats(nn::TapedModule& model, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
@@ -156,6 +163,10 @@ TapeFloats tape_floats(nn::TapedModule& model, const torch::Tensor& x) {
     f.inputs += e.input.numel();
     // A pooled convolution's winners (int64: two floats each) and slopes.
     if (e.pooled()) f.inputs += 2 * e.pool_index.numel() + e.pool_slope.numel();
+    if (e.pooled() && e.input_from_previous) {
+      f.chained += e.input.size(1) * (e.input.size(2) + 2 * e.padding[0]) * (e.input.size(3) + 2 * e.padding[1]) +
+                   e.pool_index.numel();
+    }
     const int64_t area = e.kind == nn::LayerKind::Conv2d
                              ? std::accumulate(e.kernel_size.begin(), e.kernel_size.end(), int64_t{1}, std::multiplies<>())
                              : 1;
@@ -169,7 +180,7 @@ TapeFloats tape_floats(nn::TapedModule& model, const torch::Tensor& x) {
 int64_t signal_floats_per_example(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
   if (x.dim() < 1 || x.size(0) == 0) return 0;
   const auto f = tape_floats(model, x);
-  return std::max<int64_t>(1, rows) * f.outputs + f.unfolded;
+  return std::max<int64_t>(1, rows) * f.outputs + f.unfolded + lanes(rows) * f.chained;
 }
 
 int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows) {
@@ -180,7 +191,7 @@ int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n,
   // Every input's signals and recorded layer inputs, and one layer's per-example gradients
   // twice (its chunks and their concatenation); the unfolded inputs only for a bounded chunk
   // of examples at a time (layer_math.cpp).
-  return n * (std::max<int64_t>(1, rows) * (f.outputs + 2 * widest) + f.inputs);
+  return n * (std::max<int64_t>(1, rows) * (f.outputs + 2 * widest) + f.inputs + lanes(rows) * f.chained);
 }
 
 namespace {

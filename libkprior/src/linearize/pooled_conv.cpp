@@ -106,10 +106,14 @@ void patch_rows(const T* x, const Geometry& g, int64_t kp, T* u) {
       for (int64_t c = 0; c < g.c_in; ++c) {
         for (int64_t ky = 0; ky < g.kh; ++ky) {
           const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
+          if (iy < 0 || iy >= g.h) {  // a padding row
+            for (int64_t kx = 0; kx < g.kw; ++kx, ++j) row[j] = T(0);
+            continue;
+          }
           const T* xr = x + (c * g.h + iy) * g.w;
           for (int64_t kx = 0; kx < g.kw; ++kx, ++j) {
             const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
-            row[j] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? xr[ix] : T(0);
+            row[j] = (ix >= 0 && ix < g.w) ? xr[ix] : T(0);
           }
         }
       }

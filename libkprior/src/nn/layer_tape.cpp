@@ -72,9 +72,9 @@ torch::Tensor tape_conv2d_pool(torch::nn::Conv2d& layer, const torch::Tensor& x,
   torch::NoGradGuard no_grad;
   e.pool_index = index;
   const auto yd = y.detach();
-  // Both activations are monotone, so the winner of the activated map is the winner of z, and
-  // the slope at it follows from the pooled value: relu'(z) = [z > 0] = [y > 0] (0 at z = 0,
-  // as autograd takes it), tanh'(z) = 1 − y².
+  // The slope at the winner follows from the pooled value: relu'(z) = [z > 0] = [y > 0] (0 at
+  // z = 0, as autograd takes it; a window with no positive value has slope 0 whichever
+  // position won), tanh'(z) = 1 − y².
   e.pool_slope = activation == Activation::ReLU ? (yd > 0).to(yd.scalar_type()) : 1 - yd.square();
   e.conv_size = {z.size(2), z.size(3)};
   e.input_from_previous = chained;

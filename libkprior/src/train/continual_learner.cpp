@@ -160,6 +160,12 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
   const auto device = model_->parameters().front().device();
   model_->train();
   const double base_lr = options_.effective_lr();
+  // The optimizer keeps its nominal rate outside training (a saved state, a diverged run).
+  struct RestoreLr {
+    torch::optim::Optimizer& optimizer;
+    double lr;
+    ~RestoreLr() { set_lr(optimizer, lr); }
+  } restore{*optimizer_, base_lr};
   const int64_t steps = options_.epochs() * source.num_batches();
   double lr = base_lr;
   for (int64_t e = 0; e < options_.epochs(); ++e) {
@@ -184,7 +190,6 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
                   " (the loss is not finite); try a smaller learning rate or regularizer weight");
     }
   }
-  set_lr(*optimizer_, base_lr);  // the optimizer (and its saved state) keeps the nominal rate
   model_->eval();
   return since(start);
 }
