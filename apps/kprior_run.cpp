@@ -262,8 +262,8 @@ int main(int argc, char** argv) {
   std::string lr_schedule;
   auto* o_schedule = cli.add_option("--lr-schedule", lr_schedule,
                                     "learning rate within each task: constant, or cosine (decays to 0 over the\n"
-                                    "task's steps, restarting at every task) (default: cosine with ivon, else\n"
-                                    "constant as published)");
+                                    "task's steps, restarting at every task) (default: cosine with ivon except\n"
+                                    "on permuted-mnist, else constant as published)");
   auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published; 10 with ivon and fromp on split-mnist)");
   auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published; 8 with ivon and fromp on split-mnist)");
   cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; --model mlp only)");

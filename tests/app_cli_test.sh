@@ -37,6 +37,8 @@ expect 0 "optimizer ivon (lr 0.1, cosine), .* 1 epochs of batch 8," -- "$bin" --
   --stop-after-task 1 --out "$scratch/ivon" --threads 1
 expect 0 "optimizer ivon (lr 0.1, constant), .* 1 epochs of batch 32," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \
   --batch-size 32 --lr-schedule constant --stop-after-task 1 --out "$scratch/ivon32" --threads 1
+expect 0 "optimizer ivon (lr 0.1, constant)" -- "$bin" --data-dir "$data" --tasks permuted-mnist --optimizer ivon \
+  --epochs 1 --stop-after-task 1 --out "$scratch/ivon-permuted" --threads 1
 expect 0 "optimizer adam (lr 0.0001, constant)" -- "$bin" --data-dir "$data" --epochs 1 \
   --stop-after-task 1 --out "$scratch/adam1" --threads 1
 [ $fail -eq 0 ] && echo "kprior-run CLI: all checks passed"
