@@ -33,6 +33,8 @@ nn::TapeEntry slice_entry(const nn::TapeEntry& e, int64_t start, int64_t stop) {
   return s;
 }
 
+}  // namespace
+
 // Conv2d weight gradients [N, R, C_out·K] from unfold(input) [N, K, L] and t [N, R, C_out, L].
 torch::Tensor conv_weight_grads(const nn::TapeEntry& e, const torch::Tensor& t) {
   const auto u = torch::nn::functional::unfold(
@@ -43,8 +45,6 @@ torch::Tensor conv_weight_grads(const nn::TapeEntry& e, const torch::Tensor& t) 
   const auto tl = t.reshape({n, r * c_out, -1});
   return tl.bmm(u.transpose(1, 2)).reshape({n, r, -1});
 }
-
-}  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e,
                                                           const torch::Tensor& t);

@@ -15,6 +15,10 @@ namespace kprior::linearize::detail {
 std::pair<torch::Tensor, torch::Tensor> per_example_grads(const nn::TapeEntry& e,
                                                           const torch::Tensor& t);
 
+/// A Conv2d's per-example weight gradients [N, R, C_out·K] from signals t [N, R, C_out, H', W']
+/// at its (full-size) output: one GEMM per example against unfold(input).
+torch::Tensor conv_weight_grads(const nn::TapeEntry& e, const torch::Tensor& t);
+
 /// v[n, r] = Σ_p G[n, r, p]² σ²_p over this layer's parameters.
 torch::Tensor diag_quadratic(const nn::TapeEntry& e, const torch::Tensor& t,
                              const torch::Tensor& var_w, const torch::Tensor& var_b);

@@ -1,16 +1,12 @@
 #include "pooled_conv.h"
 
+#include "layer_math.h"
+
 #include <ATen/Dispatch.h>
 #include <torch/torch.h>
 
 namespace kprior::linearize::detail {
 namespace {
-
-torch::Tensor unfold(const nn::TapeEntry& e) {
-  return torch::nn::functional::unfold(
-      e.input, torch::nn::functional::UnfoldFuncOptions(e.kernel_size)
-                   .dilation(e.dilation).padding(e.padding).stride(e.stride));  // [N, K, L]
-}
 
 // s = t · slope as [N, R, C_out, P]: the signals at the winners' convolution outputs.
 torch::Tensor winner_signals(const nn::TapeEntry& e, const torch::Tensor& t) {
@@ -202,9 +198,7 @@ std::pair<torch::Tensor, torch::Tensor> pooled_conv_grads_dense(const nn::TapeEn
   const auto index = e.pool_index.reshape({n, 1, c_out, pooled}).expand({n, r, c_out, pooled});
   const auto full = torch::zeros({n, r, c_out, e.conv_size[0] * e.conv_size[1]}, s.options())
                         .scatter_add_(3, index, s);
-  const auto u = unfold(e);
-  const auto gw = full.reshape({n, r * c_out, -1}).bmm(u.transpose(1, 2)).reshape({n, r, -1});
-  return {gw, bias_grads(e, s)};
+  return {conv_weight_grads(e, full), bias_grads(e, s)};
 }
 
 bool pooled_conv_fused(const torch::Tensor& t) {
