@@ -188,6 +188,9 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     throw kprior::FileError(path, "attribute 'config@json' is not valid JSON");
   }
   if (config.is_object() && !config.contains("lr_schedule")) out.push_back("--lr-schedule=constant");
+  // Likewise, runs saved before --memory-format kept contiguous weights (IVON's noise is drawn
+  // in the weights' memory order, so the layout is part of the run).
+  if (config.is_object() && !config.contains("memory_format")) out.push_back("--memory-format=contiguous");
   for (size_t i = 1; i < args.size(); ++i) {
     const auto name = args[i].substr(0, args[i].find('='));
     if (!overridable(name)) {
@@ -306,6 +309,15 @@ int main(int argc, char** argv) {
                "example_scores.h5 (example_scores-seed<S>.h5 with --seeds > 1)");
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   cli.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  std::string precision_name = "fp32", memory_format_name = "auto";
+  cli.add_option("--precision", precision_name,
+                 "fp32, or bf16: each training step's forward passes (batch and memory) under\n"
+                 "bf16 autocast; parameters, gradients and the optimizer's state stay fp32, and\n"
+                 "evaluation and the task-boundary work (memory, posterior, kernels) run in fp32")
+      ->capture_default_str();
+  cli.add_option("--memory-format", memory_format_name,
+                 "layout of the convolution weights and activations: auto (channels-last for\n"
+                 "a CNN on cuda, where it is faster), contiguous or channels-last")->capture_default_str();
   std::string resume_dir;
   int64_t stop_after = 0;
   cli.add_option("--resume", resume_dir,
@@ -346,6 +358,8 @@ int main(int argc, char** argv) {
     if (device_name != "cpu" && device_name != "cuda") throw UsageError("--device must be cpu or cuda");
     if (device_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device available in this build");
     const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+    const auto precision = nn::parse_precision(precision_name);
+    const auto memory_format_choice = nn::parse_memory_format(memory_format_name);
     const auto widths_hidden = hidden.empty() ? pub.hidden : parse_widths(hidden);
     const auto model_kind = nn::parse_model(model_name.empty() ? pub.model : model_name);
     if (!hidden.empty() && model_kind != nn::ModelKind::MLP) throw UsageError("--hidden applies to --model mlp only");
@@ -380,7 +394,8 @@ int main(int argc, char** argv) {
                        .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision)
                        .hess_init(given(o_hess) ? hess_init : iv.hess_init)
                        .weight_decay(ivon_wd)
-                       .hess_beta(ivon_beta2);
+                       .hess_beta(ivon_beta2)
+                       .precision(precision);
     options.validate();
     if (method != "joint") {
       // Validate names and memory needs before loading any data.
@@ -412,20 +427,22 @@ int main(int argc, char** argv) {
     const std::string model_text = model_kind == nn::ModelKind::MLP
                                        ? "MLP " + join(widths)
                                        : fmt::format("{} ({} outputs)", nn::to_string(model_kind), seq.num_outputs);
+    auto probe = nn::make_model(model_kind, input_shape, seq.num_outputs, widths_hidden);
+    // Auto resolved once here, so the printed and saved configuration name the layout used.
+    options.memory_format(nn::resolve_memory_format(memory_format_choice, *probe, device.is_cuda()));
     if (method.find("fromp") != std::string::npos) {
       // FROMP holds a task's whole memory in its kernels, one class row at a time at the least:
       // refuse sizes that cannot fit before hours of training.
-      auto probe = nn::make_model(model_kind, input_shape, seq.num_outputs, widths_hidden);
       linearize::check_kernel_memory(*probe, seq.tasks[0].train.inputs.slice(0, 0, 1).cpu(),
                                      options.memory_per_task(), 1);
     }
     const bool tty = isatty(fileno(stdout)) != 0;
     fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}, {}), {}, {} epochs of batch {}, "
-               "memory {}/task ({}), {} seed(s), {} threads, {}\n",
+               "memory {}/task ({}), {} seed(s), {} threads, {} ({}, {})\n",
                version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
                train::to_string(options.lr_schedule()),
                model_text, options.epochs(), options.batch_size(), options.memory_per_task(), select, seeds,
-               n_threads, device_name);
+               n_threads, device_name, nn::to_string(precision), nn::to_string(options.memory_format()));
 
     const json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},
                          {"lr", options.effective_lr()}, {"lr_schedule", train::to_string(options.lr_schedule())},
@@ -438,7 +455,9 @@ int main(int argc, char** argv) {
                          {"fisher", fisher}, {"ewc_lambda", ewc_lambda}, {"kprior_delta", kprior_delta},
                          {"replay_weight", replay_weight}, {"hess_init", options.hess_init()}, {"ivon_weight_decay", ivon_wd}, {"ivon_beta2", ivon_beta2},
                          {"seed", seed}, {"seeds", seeds},
-                         {"device", device_name}, {"threads", n_threads}, {"data_dir", data_dir}};
+                         {"device", device_name}, {"precision", nn::to_string(precision)},
+                         {"memory_format", nn::to_string(options.memory_format())},
+                         {"threads", n_threads}, {"data_dir", data_dir}};
     json runs = json::array();
     std::vector<double> averages, nlls, eces;
     for (int64_t s = 0; s < seeds; ++s) {

@@ -13,7 +13,6 @@
 //          [--warmup 15] [--rounds 3] [--bf16] [--channels-last] [--optimizers ivon,sgd,adamw]
 //          [--threads N] [--classes 1000]
 // Smoke test on a CPU: bench_throughput --device cpu --size 32 --batch 8 --steps 2 --warmup 1
-#include <ATen/autocast_mode.h>
 #include <fmt/core.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -29,6 +28,8 @@
 #include <vector>
 
 #include "kprior/core/threads.h"
+#include "kprior/nn/memory_format.h"
+#include "kprior/nn/precision.h"
 #include "kprior/nn/resnet.h"
 #include "kprior/optim/ivon.h"
 
@@ -100,71 +101,8 @@ Config parse(int argc, char** argv) {
   return c;
 }
 
-// Mixed precision as torch.autocast(device, dtype=bfloat16) does it: enable for the device,
-// count the nesting, and on leaving the outermost scope drop the cache of bf16 weight copies
-// (IVON writes new values into the fp32 weights every step, so a stale cache would be wrong).
-// The API moved in LibTorch 2.4 from per-device functions to functions taking the device.
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, torch::DeviceType type) : enabled_(enabled), type_(type) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    was_enabled_ = at::autocast::is_autocast_enabled(type_);
-    old_dtype_ = at::autocast::get_autocast_dtype(type_);
-    at::autocast::set_autocast_enabled(type_, true);
-    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
-#else
-    if (type_ == torch::kCUDA) {
-      was_enabled_ = at::autocast::is_enabled();
-      old_dtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    } else {
-      was_enabled_ = at::autocast::is_cpu_enabled();
-      old_dtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_cpu_enabled(true);
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    }
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(type_, was_enabled_);
-    at::autocast::set_autocast_dtype(type_, old_dtype_);
-#else
-    if (type_ == torch::kCUDA) {
-      at::autocast::set_enabled(was_enabled_);
-      at::autocast::set_autocast_gpu_dtype(old_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(was_enabled_);
-      at::autocast::set_autocast_cpu_dtype(old_dtype_);
-    }
-#endif
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool enabled_;
-  torch::DeviceType type_;
-  bool was_enabled_ = false;
-  at::ScalarType old_dtype_ = at::kBFloat16;
-};
-
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
-}
-
-// Convolution weights to channels-last (NHWC), as model.to(memory_format=channels_last) does
-// in Python; LibTorch's Module::to has no memory-format overload.
-void to_channels_last(torch::nn::Module& model) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : model.parameters()) {
-    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-  }
 }
 
 // One benchmarked configuration: a model, its optimizer (none for the ceiling) and its step.
@@ -183,14 +121,14 @@ Runner make_runner(const std::string& name, const Config& cfg, const torch::Devi
   torch::manual_seed(0);  // the same initial weights for every optimizer
   r.model = kprior::nn::ResNet18(kprior::nn::ResNetStem::ImageNet, cfg.classes);
   r.model->to(device);
-  if (cfg.channels_last) to_channels_last(*r.model);
+  if (cfg.channels_last) kprior::nn::to_channels_last(*r.model);
   r.model->train();
   auto model = r.model.ptr();  // shared_ptr: callable from the const lambdas below
   const bool bf16 = cfg.bf16;
   const auto type = device.type();
   // Forward and loss under autocast; backward outside it, as torch.autocast recommends.
   auto loss_of = [model, x, y, bf16, type] {
-    AutocastScope autocast(bf16, type);
+    kprior::nn::AutocastScope autocast(bf16 ? kprior::nn::Precision::BFloat16 : kprior::nn::Precision::Float32, type);
     return torch::nn::functional::cross_entropy(model->forward(x), y);
   };
   if (name == "fwd+bwd") {

@@ -15,6 +15,19 @@ namespace var = c10;
 #endif
 }  // namespace
 
+torch::Tensor TapedModule::forward(const torch::Tensor& x) {
+  if (training_precision_ == Precision::Float32 || !is_training()) return forward_taped(x, nullptr);
+  // Only the forward pass is autocast (as torch.autocast is used): autograd then runs each
+  // op's backward in the dtype its forward ran in, and the fp32 parameters get fp32 gradients
+  // through autocast's differentiable casts.
+  torch::Tensor out;
+  {
+    AutocastScope autocast(training_precision_, x.device().type());
+    out = forward_taped(x, nullptr);
+  }
+  return out.scalar_type() == torch::kBFloat16 ? out.to(torch::kFloat) : out;
+}
+
 torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, LayerTape* tape) {
   auto out = layer->forward(x);
   if (tape != nullptr) {

@@ -107,6 +107,11 @@ ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
       throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
     }
   }
+  model_->set_training_precision(options_.precision());
+  const bool cuda = !model_->parameters().empty() && model_->parameters().front().is_cuda();
+  if (nn::resolve_memory_format(options_.memory_format(), *model_, cuda) == nn::MemoryFormat::ChannelsLast) {
+    nn::to_channels_last(*model_);  // before the optimizer: its state takes the weights' layout
+  }
   optimizer_ = make_optimizer(*model_, options_);
 }
 

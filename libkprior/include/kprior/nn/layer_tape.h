@@ -13,6 +13,7 @@
 //     }
 //   };
 #include "kprior/nn/activation.h"
+#include "kprior/nn/precision.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -98,7 +99,15 @@ class TapedModule : public torch::nn::Module {
  public:
   /// Logits [N, outputs]; records every taped layer application on `tape` if not null.
   virtual torch::Tensor forward_taped(const torch::Tensor& x, LayerTape* tape) = 0;
-  torch::Tensor forward(const torch::Tensor& x) { return forward_taped(x, nullptr); }
+  /// Logits without a tape. In training mode with training_precision() BFloat16 the pass runs
+  /// under bf16 autocast and its logits come back as fp32, so losses and regularizers keep
+  /// their precision; in eval mode (evaluation, every linearization) it never does.
+  torch::Tensor forward(const torch::Tensor& x);
+  void set_training_precision(Precision precision) { training_precision_ = precision; }
+  Precision training_precision() const { return training_precision_; }
+
+ private:
+  Precision training_precision_ = Precision::Float32;
 };
 
 /// Puts a module and its submodules in eval mode (Scope::All), or only its BatchNorm layers

@@ -19,6 +19,8 @@
 #include "kprior/memory/memory_store.h"
 #include "kprior/metrics/accuracy_matrix.h"
 #include "kprior/nn/layer_tape.h"
+#include "kprior/nn/memory_format.h"
+#include "kprior/nn/precision.h"
 #include "kprior/optim/ivon.h"
 #include "kprior/posterior/diagonal_gaussian.h"
 #include "kprior/regularize/regularizer.h"
@@ -60,6 +62,14 @@ struct LearnerOptions {
   /// Prior precision δ of the diagonal GGN Laplace posterior used for kernels when the
   /// optimizer is not IVON: Σ = 1/(GGN summed over every task's training set so far + δ).
   TORCH_ARG(double, laplace_prior) = 1e-3;
+  /// bf16 runs the training steps' forward passes under autocast (the model's parameters,
+  /// gradients and the optimizer's state stay fp32; evaluation and all boundary work stay in
+  /// the parameters' precision). Set on the model by the learner.
+  TORCH_ARG(nn::Precision, precision) = nn::Precision::Float32;
+  /// The layout of the model's convolution weights (and so of its activations); the learner
+  /// converts the model once, before it builds the optimizer. Auto: channels-last for a model
+  /// with convolutions on CUDA (nn/memory_format.h).
+  TORCH_ARG(nn::MemoryFormat, memory_format) = nn::MemoryFormat::Contiguous;
 
  public:
   double effective_lr() const;
