@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU machine's check, in one go (../shared/docs/ENVIRONMENT.md, "The GPU machine"):
 # configure against the LibTorch of the pip torch (CUDA, Catch2 v3), build, then
-#   1. the [cuda] tests (IVON against its scalar oracle; FROMP on CUDA = FROMP on the CPU),
+#   1. the [cuda] tests (IVON against its scalar oracle; FROMP on CUDA = FROMP on the CPU;
+#      bf16 autocast against its oracle; channels-last ResNet-18 on CUDA = contiguous on the CPU),
 #   2. issue #8's benchmark: ResNet-18 training images/s, IVON vs SGD vs AdamW, bf16 autocast
 #      + channels-last (then fp32, and bf16 without channels-last, as time allows),
-#   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (and on the CPU),
-#      on generated fixtures split-cifar (CifarNet) and a streamed split-tinyimagenet with
-#      ResNet-18 + FROMP,
+#   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (fp32 and bf16; and on
+#      the CPU), on generated fixtures split-cifar (CifarNet) and a streamed split-tinyimagenet
+#      with ResNet-18 + FROMP (both bf16, channels-last),
 #      and the JPEG loading rate on all cores against the GPU's training rate,
 #   4. the CTest suite, and the CPU optimizer-step benchmark.
 # Every step runs even when an earlier one failed (one run gives the most information), each
@@ -97,16 +98,19 @@ if need "$run"; then
     run_step run-cuda-$opt 120 "$run" --tasks split-mnist --method fromp --optimizer $opt \
       --device cuda --seeds 1 --data-dir "$root/data" --out "$tmp/cuda-$opt"
   done
+  run_step run-cuda-ivon-bf16 120 "$run" --tasks split-mnist --method fromp --optimizer ivon \
+    --device cuda --precision bf16 --seeds 1 --data-dir "$root/data" --out "$tmp/cuda-ivon-bf16"
 fi
 
 # ---- 3b. the image benchmarks' paths on the GPU, on generated fixtures; JPEG loading rate ------
 fixture=$build/tests/make_dataset_fixture
 if need "$run" && need "$fixture"; then
   "$fixture" cifar "$tmp/fx" > /dev/null 2>&1 && "$fixture" tiny "$tmp/fx" > /dev/null 2>&1
-  run_step cifar-cuda 120 "$run" --tasks split-cifar --device cuda --epochs 1 --batch-size 32 \
+  # bf16 autocast; the default memory format on CUDA is channels-last for these CNNs.
+  run_step cifar-cuda 120 "$run" --tasks split-cifar --device cuda --precision bf16 --epochs 1 --batch-size 32 \
     --memory-per-task 4 --data-dir "$tmp/fx" --out "$tmp/cifar-cuda"
   run_step tiny-resnet-cuda 120 "$run" --tasks split-tinyimagenet --model resnet18 --method fromp \
-    --optimizer ivon --device cuda --epochs 1 --batch-size 16 --memory-per-task 2 --stop-after-task 2 \
+    --optimizer ivon --device cuda --precision bf16 --epochs 1 --batch-size 16 --memory-per-task 2 --stop-after-task 2 \
     --data-dir "$tmp/fx" --out "$tmp/tiny-cuda"
 fi
 [ -x "$build/bench/bench_image_loader" ] &&
@@ -159,7 +163,7 @@ for b in bench-bf16-cl bench-bf16 bench-fp32; do
     table "$b"
   fi
 done
-for r in run-cuda-adam run-cuda-ivon run-cpu-adam run-cpu-ivon; do
+for r in run-cuda-adam run-cuda-ivon run-cuda-ivon-bf16 cifar-cuda run-cpu-adam run-cpu-ivon; do
   if [ -f "$logs/$r.log" ]; then
     echo "-- $r ($(grep "^$r " "$status" | awk '{print $3}')): $(grep -E '^seed .*average accuracy' "$logs/$r.log" | tail -1)"
   fi

@@ -37,6 +37,15 @@ expect 0 "split-cifar100 (10 tasks), method fromp.*resnet18 (100 outputs)" -- "$
   --model resnet18 --optimizer ivon --memory-per-task 2 --stop-after-task 2 --out "$scratch/resnet"
 printf '%s' "$out" | grep -q "stopped after task 2 of 10" || { echo "FAIL: resnet18 fromp did not stop after task 2: $out"; fail=1; }
 [ -s "$scratch/resnet/checkpoint.h5" ] || { echo "FAIL: resnet18 fromp: checkpoint.h5 not written"; fail=1; }
+# Mixed precision and channels-last CifarNet (the GPU's fast path, here on the CPU): FROMP with
+# Adam (Laplace GGN, kernels) in bf16 over channels-last weights, stopped and resumed with the
+# same settings.
+expect 0 "split-cifar (6 tasks), method fromp, optimizer adam.*cpu (bf16, channels-last)" -- "$bin" --tasks split-cifar \
+  $common --precision bf16 --memory-format channels-last --memory-per-task 4 --stop-after-task 1 --out "$scratch/bf16"
+expect 0 "resuming after task 1 of 6" -- "$bin" --resume "$scratch/bf16" --stop-after-task 2 --threads 1
+printf '%s' "$out" | grep -q "cpu (bf16, channels-last)" || { echo "FAIL: the resumed run changed precision or layout: $out"; fail=1; }
+expect 2 "precision must be fp32 or bf16, got 'fp16'" -- "$bin" --tasks split-cifar $common --precision fp16
+expect 2 "memory format must be auto, contiguous or channels-last, got 'nhwc'" -- "$bin" --tasks split-cifar $common --memory-format nhwc
 # FROMP's kernels hold a task's whole memory, one class row at a time: ResNet-18 on 64x64
 # images with 200 points per task would need ~11 GiB, refused before any training with what
 # to change; ~145 points fit.

@@ -3,7 +3,9 @@
 // In float64 the two devices differ only by rounding, so FROMP with Adam must give the same
 // accuracies, epoch losses, kernel inverses and penalty; a checkpoint written from the GPU
 // learner must restore into another GPU learner (checkpoints hold CPU tensors). IVON draws
-// its noise differently on the two devices, so its GPU run is checked on its own.
+// its noise differently on the two devices, so its GPU run is checked on its own. bf16
+// autocast and channels-last: a float64 oracle of bf16-rounded operands, a channels-last
+// ResNet-18 on the GPU against the contiguous one on the CPU, bf16 against fp32.
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -13,7 +15,10 @@
 #include "kprior/checkpoint/tree.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/nn/lenet5.h"
+#include "kprior/nn/memory_format.h"
 #include "kprior/nn/mlp.h"
+#include "kprior/nn/precision.h"
+#include "kprior/nn/resnet.h"
 #include "kprior/regularize/factory.h"
 #include "kprior/regularize/fromp.h"
 #include "kprior/train/continual_learner.h"
@@ -175,4 +180,110 @@ TEST_CASE("FROMP kernels of a CNN on CUDA, one class row per pass, equal the CPU
   const auto rows = linearize::fromp_kernels(*gpu_model, xg, cols, var_gpu, one_row).cpu();
   REQUIRE(rows.sizes() == whole.sizes());
   CHECK(((rows - whole).abs().max() / whole.abs().max()).item<double>() < 1e-10);
+}
+
+namespace {
+
+// ResNet-18 (CIFAR stem, 4 classes, one input channel) on `device` with the given layout,
+// FROMP with SGD (no Adam: its first step magnifies last-bit gradient differences) and MPE
+// memory, over two tasks of a tiny image sequence; returns the learner.
+std::unique_ptr<train::ContinualLearner> resnet_learner(const torch::Device& device, torch::ScalarType dtype,
+                                                        nn::MemoryFormat format, nn::Precision precision,
+                                                        std::vector<double>* losses) {
+  torch::manual_seed(7);  // drawn on the CPU: the same initial weights on both devices
+  auto model = std::make_shared<nn::ResNet18Impl>(nn::ResNetStem::Cifar, 4, 1);
+  model->to(dtype);
+  model->to(device);
+  train::Callbacks cb;
+  if (losses != nullptr) cb.on_epoch_end = [losses](const train::Progress& p) { losses->push_back(p.mean_loss); };
+  return std::make_unique<train::ContinualLearner>(
+      model, regularize::make_regularizers("fromp", {}),
+      train::LearnerOptions().optimizer(train::OptimizerKind::SGD).lr(0.05).epochs(2).batch_size(8)
+          .memory_per_task(4).selection(memory::Selection::MPE).memory_format(format).precision(precision),
+      cb);
+}
+
+data::TaskSequence tiny_images(const torch::Device& device, torch::ScalarType dtype) {
+  torch::manual_seed(5);
+  const auto y = torch::arange(16, torch::kLong) % 4;
+  // Class-dependent mean images plus noise: learnable, so the loss moves.
+  const auto means = torch::randn({4, 1, 8, 8}, dtype);
+  const auto x = means.index_select(0, y) + 0.5 * torch::randn({16, 1, 8, 8}, dtype);
+  auto seq = data::make_split_sequence("tiny", {x, y}, {x, y}, data::consecutive_groups(4, 2), 4);
+  for (auto& t : seq.tasks) {
+    t.train = t.train.to(device);
+    t.test = t.test.to(device);
+  }
+  return seq;
+}
+
+}  // namespace
+
+TEST_CASE("bf16 autocast and channels-last on CUDA", "[cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  const torch::Device cuda(torch::kCUDA);
+  SECTION("a Linear layer under bf16 autocast: float64 oracle of bf16-rounded operands") {
+    torch::manual_seed(3);
+    auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{24, 7});
+    model->to(cuda);
+    const auto x = torch::randn({16, 24}).to(cuda);
+    const auto params = model->parameters();
+    auto r = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kDouble); };
+    const auto oracle = r(r(x).matmul(r(params[0]).t()) + r(params[1]));
+    model->set_training_precision(nn::Precision::BFloat16);
+    model->train();
+    const auto y = model->forward(x).detach();
+    CHECK(y.scalar_type() == torch::kFloat);
+    CHECK(y.to(torch::kBFloat16).to(torch::kFloat).equal(y));  // computed in bf16
+    const auto spacing = torch::exp2(torch::floor(torch::log2(oracle.abs().clamp_min(1e-30))) - 7);
+    // Two bf16 steps: cuBLAS may reduce partial sums in bf16 (PyTorch's default allows it).
+    CHECK(((y.to(torch::kDouble) - oracle).abs() / spacing).max().item<double>() <= 2.0);
+  }
+  SECTION("a channels-last ResNet-18 on CUDA learns as the contiguous one on the CPU (float64)") {
+    auto on_cpu = resnet_learner(torch::kCPU, torch::kDouble, nn::MemoryFormat::Contiguous, nn::Precision::Float32, nullptr);
+    auto on_gpu = resnet_learner(cuda, torch::kDouble, nn::MemoryFormat::ChannelsLast, nn::Precision::Float32, nullptr);
+    for (const auto& p : on_gpu->model().parameters()) {
+      if (p.dim() == 4) CHECK(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+    const auto seq_cpu = tiny_images(torch::kCPU, torch::kDouble);
+    const auto seq_gpu = tiny_images(cuda, torch::kDouble);
+    for (size_t t = 0; t < 2; ++t) {
+      on_cpu->observe(seq_cpu.tasks[t]);
+      on_gpu->observe(seq_gpu.tasks[t]);
+    }
+    const auto pc = on_cpu->model().parameters(), pg = on_gpu->model().parameters();
+    double diff = 0;
+    for (size_t i = 0; i < pc.size(); ++i) diff = std::max(diff, (pg[i].cpu() - pc[i]).abs().max().item<double>());
+    CAPTURE(diff);
+    CHECK(diff < 1e-9);
+    const auto& kc = dynamic_cast<const regularize::FROMP&>(*on_cpu->regularizers().front()).kernel_inverses();
+    const auto& kg = dynamic_cast<const regularize::FROMP&>(*on_gpu->regularizers().front()).kernel_inverses();
+    REQUIRE(kg.size() == kc.size());
+    for (size_t t = 0; t < kc.size(); ++t) CHECK(torch::allclose(kg[t].cpu(), kc[t], 1e-6, 1e-8));
+  }
+  SECTION("ResNet-18 in bf16 with the default layout on CUDA (channels-last) follows the fp32 run") {
+    std::vector<double> loss32, loss16;
+    auto fp32 = resnet_learner(cuda, torch::kFloat, nn::MemoryFormat::Auto, nn::Precision::Float32, &loss32);
+    auto bf16 = resnet_learner(cuda, torch::kFloat, nn::MemoryFormat::Auto, nn::Precision::BFloat16, &loss16);
+    for (const auto& p : bf16->model().parameters()) {
+      CHECK(p.scalar_type() == torch::kFloat);
+      if (p.dim() == 4) CHECK(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+    const auto seq = tiny_images(cuda, torch::kFloat);
+    const auto r32 = train::run_sequence(*fp32, seq);
+    const auto r16 = train::run_sequence(*bf16, seq);
+    REQUIRE(loss16.size() == loss32.size());
+    // The first epoch starts from the same weights on the same batches: bf16's forward error
+    // (~0.4% per op) moves its mean loss by a few percent at most.
+    CAPTURE(loss16, loss32);
+    CHECK(std::abs(loss16[0] - loss32[0]) <= 0.05 * loss32[0]);
+    for (double l : loss16) CHECK(std::isfinite(l));
+    CHECK(std::isfinite(r16.nll));
+    const auto pred = bf16->predict(seq.tasks[0].test.inputs, seq.tasks[0]);
+    CHECK(pred.probs.scalar_type() == torch::kFloat);
+    CHECK(torch::isfinite(pred.variance).all().item<bool>());
+  }
 }
