@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "blobs.h"
 #include "catch.h"
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
@@ -78,12 +79,7 @@ std::string read_error(const fs::path& p) {
   return "(no error)";
 }
 
-data::Dataset blobs(int64_t per_class, uint64_t seed) {
-  torch::manual_seed(seed);
-  const auto centers = torch::tensor({{2.0f, 2.0f}, {-2.0f, -2.0f}, {2.0f, -2.0f}, {-2.0f, 2.0f}});
-  auto y = torch::arange(4).repeat_interleave(per_class);
-  return {centers.index_select(0, y) + 0.7 * torch::randn({4 * per_class, 2}), y};
-}
+data::Dataset blobs(int64_t per_class, uint64_t seed) { return testing::blobs(per_class, seed, 0.7); }
 
 }  // namespace
 

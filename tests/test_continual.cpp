@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "blobs.h"
 #include "catch.h"
 #include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
@@ -223,14 +224,7 @@ TEST_CASE("NLL, ECE and Brier on hand-made predictions", "[metrics]") {
 
 namespace {
 
-// Four Gaussian blobs in 2-D, one per class.
-data::Dataset blobs(int64_t per_class, uint64_t seed) {
-  torch::manual_seed(seed);
-  const auto centers = torch::tensor({{2.0f, 2.0f}, {-2.0f, -2.0f}, {2.0f, -2.0f}, {-2.0f, 2.0f}});
-  auto y = torch::arange(4).repeat_interleave(per_class);
-  auto x = centers.index_select(0, y) + 0.5 * torch::randn({4 * per_class, 2});
-  return {x, y};
-}
+data::Dataset blobs(int64_t per_class, uint64_t seed) { return testing::blobs(per_class, seed, 0.5); }
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 
 #include <cmath>
 
+#include "blobs.h"
 #include "catch.h"
 #include "kprior/checkpoint/tree.h"
 #include "kprior/linearize/linearize.h"
@@ -26,16 +27,6 @@
 using namespace kprior;
 
 namespace {
-
-// Four Gaussian blobs in 2-D, one per class, in float64.
-data::Dataset blobs64(int64_t per_class, uint64_t seed) {
-  torch::manual_seed(seed);
-  const auto centers =
-      torch::tensor({{2.0, 2.0}, {-2.0, -2.0}, {2.0, -2.0}, {-2.0, 2.0}}, torch::kFloat64);
-  auto y = torch::arange(4).repeat_interleave(per_class);
-  auto x = centers.index_select(0, y) + 0.7 * torch::randn({4 * per_class, 2}, torch::kFloat64);
-  return {x, y};
-}
 
 struct RunResult {
   std::vector<std::vector<double>> accuracy;  // [t][s] task-incremental, s <= t
@@ -54,7 +45,7 @@ std::shared_ptr<nn::MLPImpl> make_model(const torch::Device& device) {
 }
 
 RunResult run_fromp(const torch::Device& device, train::OptimizerKind optimizer) {
-  auto seq = data::make_split_sequence("blobs", blobs64(40, 1), blobs64(20, 2), {{0, 1}, {2, 3}}, 4);
+  auto seq = data::make_split_sequence("blobs", testing::blobs(40, 1, 0.7, torch::kFloat64), testing::blobs(20, 2, 0.7, torch::kFloat64), {{0, 1}, {2, 3}}, 4);
   for (auto& t : seq.tasks) {
     t.train = t.train.to(device);
     t.test = t.test.to(device);

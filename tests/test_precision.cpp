@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "blobs.h"
 #include "catch.h"
 #include "kprior/checkpoint/tree.h"
 #include "kprior/core/allocator.h"
@@ -34,13 +35,6 @@ double bf16_ulps(const torch::Tensor& a, const torch::Tensor& b) {
 
 torch::Tensor bf16_rounded(const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kDouble); }
 
-// Four Gaussian blobs in 2-D, one per class.
-data::Dataset blobs(int64_t per_class, uint64_t seed) {
-  torch::manual_seed(seed);
-  const auto centers = torch::tensor({{2.0f, 2.0f}, {-2.0f, -2.0f}, {2.0f, -2.0f}, {-2.0f, 2.0f}});
-  auto y = torch::arange(4).repeat_interleave(per_class);
-  return {centers.index_select(0, y) + 0.6 * torch::randn({4 * per_class, 2}), y};
-}
 
 }  // namespace
 
@@ -87,7 +81,7 @@ TEST_CASE("bf16 autocast of a training forward: float64 oracle of bf16-rounded o
 }
 
 TEST_CASE("the learner in bf16 learns as in fp32, with fp32 parameters and IVON state", "[train]") {
-  const auto seq = data::make_split_sequence("blobs", blobs(60, 1), blobs(30, 2), {{0, 1}, {2, 3}}, 4);
+  const auto seq = data::make_split_sequence("blobs", testing::blobs(60, 1, 0.6), testing::blobs(30, 2, 0.6), {{0, 1}, {2, 3}}, 4);
   std::vector<torch::Tensor> final_params[2];
   double average[2];
   for (int bf16 = 0; bf16 < 2; ++bf16) {
