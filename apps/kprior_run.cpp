@@ -188,9 +188,15 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     throw kprior::FileError(path, "attribute 'config@json' is not valid JSON");
   }
   if (config.is_object() && !config.contains("lr_schedule")) out.push_back("--lr-schedule=constant");
-  // Likewise, runs saved before --memory-format kept contiguous weights (IVON's noise is drawn
-  // in the weights' memory order, so the layout is part of the run).
-  if (config.is_object() && !config.contains("memory_format")) out.push_back("--memory-format=contiguous");
+  // The layout is part of a run (IVON draws its noise in the weights' memory order): a run
+  // continues with the layout it used, the one `auto` resolved to when it started, whatever
+  // `auto` means today; runs saved before --memory-format kept contiguous weights.
+  bool format_given = false;
+  for (const auto& entry : saved) format_given = format_given || entry[0].get<std::string>() == "--memory-format";
+  if (config.is_object() && !format_given) {
+    out.push_back("--memory-format=" + (config.contains("memory_format") ? config["memory_format"].get<std::string>()
+                                                                         : std::string("contiguous")));
+  }
   for (size_t i = 1; i < args.size(); ++i) {
     const auto name = args[i].substr(0, args[i].find('='));
     if (!overridable(name)) {

@@ -2,7 +2,8 @@
 # The GPU machine's check, in one go (../shared/docs/ENVIRONMENT.md, "The GPU machine"):
 # configure against the LibTorch of the pip torch (CUDA, Catch2 v3), build, then
 #   1. the [cuda] tests (IVON against its scalar oracle; FROMP on CUDA = FROMP on the CPU;
-#      bf16 autocast against its oracle; channels-last ResNet-18 on CUDA = contiguous on the CPU),
+#      bf16 autocast against its oracle; channels-last ResNet-18 on CUDA = contiguous (float64
+#      weights vs the CPU; fp32 NHWC activations vs NCHW on the GPU); bf16 vs fp32),
 #   2. issue #8's benchmark: ResNet-18 training images/s, IVON vs SGD vs AdamW, bf16 autocast
 #      + channels-last (then fp32, and bf16 without channels-last, as time allows),
 #   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (fp32 and bf16; and on

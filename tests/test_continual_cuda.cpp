@@ -224,8 +224,7 @@ TEST_CASE("bf16 autocast and channels-last on CUDA", "[cuda]") {
     const auto params = model->parameters();
     auto r = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kDouble); };
     const auto oracle = r(r(x).matmul(r(params[0]).t()) + r(params[1]));
-    model->set_training_precision(nn::Precision::BFloat16);
-    model->train();
+    model->set_forward_precision(nn::Precision::BFloat16);
     const auto y = model->forward(x).detach();
     CHECK(y.scalar_type() == torch::kFloat);
     CHECK(y.to(torch::kBFloat16).to(torch::kFloat).equal(y));  // computed in bf16
@@ -234,6 +233,9 @@ TEST_CASE("bf16 autocast and channels-last on CUDA", "[cuda]") {
     CHECK(((y.to(torch::kDouble) - oracle).abs() / spacing).max().item<double>() <= 2.0);
   }
   SECTION("a channels-last ResNet-18 on CUDA learns as the contiguous one on the CPU (float64)") {
+    // cuDNN runs float64 convolutions in NCHW whatever the weights' layout, so this checks
+    // that every consumer reads channels-last weights right on the GPU; the next section
+    // runs real NHWC activations (fp32).
     auto on_cpu = resnet_learner(torch::kCPU, torch::kDouble, nn::MemoryFormat::Contiguous, nn::Precision::Float32, nullptr);
     auto on_gpu = resnet_learner(cuda, torch::kDouble, nn::MemoryFormat::ChannelsLast, nn::Precision::Float32, nullptr);
     for (const auto& p : on_gpu->model().parameters()) {
@@ -255,6 +257,25 @@ TEST_CASE("bf16 autocast and channels-last on CUDA", "[cuda]") {
     REQUIRE(kg.size() == kc.size());
     for (size_t t = 0; t < kc.size(); ++t) CHECK(torch::allclose(kg[t].cpu(), kc[t], 1e-6, 1e-8));
   }
+  SECTION("fp32 ResNet-18 on CUDA: channels-last (NHWC activations) learns as contiguous") {
+    // No TF32, so both layouts compute in fp32 and differ only by summation order.
+    const bool tf32 = at::globalContext().allowTF32CuDNN();
+    at::globalContext().setAllowTF32CuDNN(false);
+    std::vector<double> loss_nchw, loss_nhwc;
+    auto nchw = resnet_learner(cuda, torch::kFloat, nn::MemoryFormat::Contiguous, nn::Precision::Float32, &loss_nchw);
+    auto nhwc = resnet_learner(cuda, torch::kFloat, nn::MemoryFormat::ChannelsLast, nn::Precision::Float32, &loss_nhwc);
+    const auto seq = tiny_images(cuda, torch::kFloat);
+    nchw->observe(seq.tasks[0]);
+    nhwc->observe(seq.tasks[0]);
+    at::globalContext().setAllowTF32CuDNN(tf32);
+    REQUIRE(loss_nhwc.size() == loss_nchw.size());
+    for (size_t e = 0; e < loss_nchw.size(); ++e) CHECK(std::abs(loss_nhwc[e] - loss_nchw[e]) <= 1e-4 * loss_nchw[e]);
+    const auto a = nchw->model().parameters(), b = nhwc->model().parameters();
+    double diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, (a[i] - b[i]).abs().max().item<double>());
+    CAPTURE(diff);
+    CHECK(diff < 1e-4);
+  }
   SECTION("ResNet-18 in bf16 with the default layout on CUDA (channels-last) follows the fp32 run") {
     std::vector<double> loss32, loss16;
     auto fp32 = resnet_learner(cuda, torch::kFloat, nn::MemoryFormat::Auto, nn::Precision::Float32, &loss32);
@@ -270,11 +291,12 @@ TEST_CASE("bf16 autocast and channels-last on CUDA", "[cuda]") {
     // The first epoch starts from the same weights on the same batches: bf16's forward error
     // (~0.4% per op) moves its mean loss by a few percent at most.
     CAPTURE(loss16, loss32);
+    CHECK(loss16[0] != loss32[0]);  // bf16 took effect
     CHECK(std::abs(loss16[0] - loss32[0]) <= 0.05 * loss32[0]);
     for (double l : loss16) CHECK(std::isfinite(l));
     CHECK(std::isfinite(r16.nll));
     const auto pred = bf16->predict(seq.tasks[0].test.inputs, seq.tasks[0]);
-    CHECK(pred.probs.scalar_type() == torch::kFloat);
+    CHECK_FALSE(pred.probs.to(torch::kBFloat16).to(torch::kFloat).equal(pred.probs));  // fp32 evaluation
     CHECK(torch::isfinite(pred.variance).all().item<bool>());
   }
 }

@@ -11,11 +11,14 @@
 #include "kprior/checkpoint/tree.h"
 #include "kprior/core/allocator.h"
 #include "kprior/core/error.h"
+#include "kprior/linearize/linearize.h"
+#include "kprior/nn/lenet5.h"
 #include "kprior/nn/memory_format.h"
 #include "kprior/nn/mlp.h"
 #include "kprior/nn/precision.h"
 #include "kprior/nn/resnet.h"
 #include "kprior/regularize/factory.h"
+#include "kprior/optim/ivon.h"
 #include "kprior/regularize/fromp.h"
 #include "kprior/train/continual_learner.h"
 
@@ -50,8 +53,7 @@ TEST_CASE("bf16 autocast of a training forward: float64 oracle of bf16-rounded o
   // rounded once to bf16: what a bf16 GEMM with fp32 accumulation gives, to one rounding.
   const auto oracle = bf16_rounded(bf16_rounded(x).matmul(bf16_rounded(w).t()) + bf16_rounded(b));
 
-  model->set_training_precision(nn::Precision::BFloat16);
-  model->train();
+  model->set_forward_precision(nn::Precision::BFloat16);
   const auto y = model->forward(x);
   CHECK(y.scalar_type() == torch::kFloat);  // logits come back in fp32
   CHECK(on_bf16_grid(y.detach()));          // ... but were computed in bf16
@@ -67,10 +69,15 @@ TEST_CASE("bf16 autocast of a training forward: float64 oracle of bf16-rounded o
   const double scale = grad_oracle.abs().max().item<double>();
   CHECK((w.grad().to(torch::kDouble) - grad_oracle).abs().max().item<double>() <= scale * std::pow(2.0, -6));
 
-  // Eval mode (evaluation, linearization) and float64 models are never autocast.
-  model->eval();
-  CHECK(model->forward(x).equal(fp32));
-  model->train();
+  // Taped forwards (the linearization) are never autocast, nor fp32 forwards, nor float64
+  // models.
+  nn::LayerTape tape;
+  CHECK(model->forward_taped(x, &tape).equal(fp32));
+  {
+    nn::ForwardPrecisionGuard guard(*model, nn::Precision::Float32);
+    CHECK(model->forward(x).equal(fp32));
+  }
+  CHECK(model->forward_precision() == nn::Precision::BFloat16);  // the guard restored it
   model->to(torch::kDouble);
   const auto xd = x.to(torch::kDouble);
   CHECK(model->forward(xd).equal(model->forward_taped(xd, nullptr)));
@@ -93,7 +100,7 @@ TEST_CASE("the learner in bf16 learns as in fp32, with fp32 parameters and IVON 
         train::LearnerOptions().optimizer(train::OptimizerKind::IVON).epochs(8).batch_size(32).memory_per_task(10)
             .precision(bf16 ? nn::Precision::BFloat16 : nn::Precision::Float32));
     const auto r = train::run_sequence(learner, seq);
-    CHECK(model->training_precision() == (bf16 ? nn::Precision::BFloat16 : nn::Precision::Float32));
+    CHECK(model->forward_precision() == nn::Precision::Float32);  // bf16 only inside the steps
     CHECK(r.task_incremental.at(0, 0) > 0.9);
     CHECK(r.task_incremental.at(1, 1) > 0.9);
     average[bf16] = r.task_incremental.average(1);
@@ -103,9 +110,10 @@ TEST_CASE("the learner in bf16 learns as in fp32, with fp32 parameters and IVON 
     }
     const auto q = learner.posterior();
     for (const auto& v : q.variance()) CHECK(v.scalar_type() == torch::kFloat);
-    // Predictions (eval mode) are fp32 and not rounded to bf16.
-    const auto pred = learner.predict(seq.tasks[0].test.inputs, seq.tasks[0]);
-    CHECK(pred.probs.scalar_type() == torch::kFloat);
+    // Predictions and the boundary's Laplace/IVON work run in fp32: not rounded to bf16.
+    // (Near the origin, where the blobs meet, so the probabilities are not saturated at 0/1.)
+    const auto pred = learner.predict(0.3 * torch::randn({32, 2}), seq.tasks[0]);
+    CHECK_FALSE(on_bf16_grid(pred.probs));
   }
   CHECK(std::abs(average[1] - average[0]) < 0.05);
   bool differ = false;  // the option took effect: bf16 rounding changed the trajectory
@@ -187,4 +195,55 @@ TEST_CASE("a channels-last ResNet-18 learns as the contiguous one, through a che
   CHECK(nn::resolve_memory_format(nn::MemoryFormat::Auto, plain->model(), /*cuda=*/true) == nn::MemoryFormat::ChannelsLast);
   nn::MLPImpl mlp(std::vector<int64_t>{2, 3});
   CHECK(nn::resolve_memory_format(nn::MemoryFormat::Auto, mlp, /*cuda=*/true) == nn::MemoryFormat::Contiguous);
+}
+
+TEST_CASE("channels-last LeNet-5 (float64): IVON steps and pooled-convolution kernels as contiguous", "[train]") {
+  // IVON with noise drawn in logical order (a noise source), so both layouts sample the same
+  // weights; then FROMP's kernels through the fused conv+pool per-example gradients.
+  auto make = [](bool channels_last) {
+    torch::manual_seed(11);
+    auto model = std::make_shared<nn::LeNet5Impl>(5);
+    model->to(torch::kDouble);
+    if (channels_last) nn::to_channels_last(*model);
+    return model;
+  };
+  auto plain = make(false), nhwc = make(true);
+  torch::manual_seed(12);
+  const auto x = torch::randn({6, 1, 28, 28}, torch::kDouble);
+  const auto y = torch::arange(6, torch::kLong) % 5;
+  auto noise = [](size_t group, size_t param, const torch::Tensor& like) {
+    auto gen = at::detail::createCPUGenerator(1000 * group + param);
+    return torch::randn(like.sizes(), gen, like.options());
+  };
+  auto run = [&](nn::LeNet5Impl& model) {
+    optim::IVON ivon(model.parameters(), optim::IVONOptions(0.01, 6000.0).noise(noise));
+    for (int step = 0; step < 3; ++step) {
+      {
+        auto sample = ivon.sampled_params(true);
+        torch::nn::functional::cross_entropy(model.forward(x), y).backward();
+      }
+      ivon.step();
+    }
+  };
+  run(*plain);
+  run(*nhwc);
+  const auto pp = plain->parameters(), pn = nhwc->parameters();
+  double diff = 0;
+  for (size_t i = 0; i < pp.size(); ++i) {
+    if (pn[i].dim() == 4 && pn[i].size(1) > 1) CHECK_FALSE(pn[i].is_contiguous());  // still NHWC
+    diff = std::max(diff, (pp[i] - pn[i]).abs().max().item<double>());
+  }
+  CAPTURE(diff);
+  CHECK(diff < 1e-12);
+  double moved = 0;  // the steps did change the weights
+  const auto initial = make(false)->parameters();
+  for (size_t i = 0; i < pp.size(); ++i) moved = std::max(moved, (pp[i] - initial[i]).abs().max().item<double>());
+  CHECK(moved > 1e-3);
+  std::vector<torch::Tensor> variances;
+  for (const auto& p : pp) variances.push_back(torch::full_like(p, 1e-2, torch::MemoryFormat::Contiguous));
+  const std::vector<int64_t> cols{0, 2, 3};
+  const auto kp = linearize::fromp_kernels(*plain, x, cols, variances);
+  const auto kn = linearize::fromp_kernels(*nhwc, x, cols, variances);
+  CHECK(kp.abs().max().item<double>() > 0);
+  CHECK(((kn - kp).abs().max() / kp.abs().max()).item<double>() < 1e-12);
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "catch.h"
+#include "kprior/nn/cifarnet.h"
 #include "kprior/nn/resnet.h"
 
 using kprior::nn::ResNet18;
@@ -215,4 +216,31 @@ TEST_CASE("FROMP with ResNet-18 end to end on a tiny split sequence", "[train]")
   const auto pred = learner.predict(x.slice(0, 0, 3), seq.tasks[0]);
   CHECK(torch::isfinite(pred.variance).all().item<bool>());
   CHECK(pred.variance.min().item<double>() > 0);
+}
+
+TEST_CASE("FROMP's penalty evaluates CifarNet's memory without dropout, as at the boundary", "[regularize]") {
+  // The published step runs the memory in eval mode: m(w) is the deterministic network, so at
+  // the boundary's parameters m(w) = m̄ exactly, in every step, although the model trains
+  // with dropout (0.25, 0.25, 0.5).
+  torch::manual_seed(6);
+  auto model = std::make_shared<nn::CifarNetImpl>(2, 3);
+  model->eval();
+  data::Task task;
+  task.id = 0;
+  task.classes = {0, 1};
+  task.train.inputs = torch::randn({8, 3, 32, 32});
+  task.train.targets = torch::arange(8, torch::kLong) % 2;
+  const std::vector<memory::TaskMemory> memories{
+      memory::select_memory(*model, task, 4, memory::Selection::LambdaTrace, 0)};
+  std::vector<torch::Tensor> variances;
+  for (const auto& p : model->parameters()) variances.push_back(torch::full_like(p, 1e-3));
+  regularize::FROMP fromp;
+  fromp.end_task({*model, task, memories, variances, {}});
+  model->train();
+  for (int step = 0; step < 3; ++step) CHECK(fromp.penalty(*model, 8).item<double>() < 1e-12);
+  for (const auto& m : model->modules(/*include_self=*/true)) CHECK(m->is_training());  // restored
+  // With dropout on, the memory's function values would move away from m̄ at every step.
+  const auto cols = torch::tensor(memories[0].classes);
+  const auto dropout_probs = torch::softmax(model->forward(memories[0].inputs).index_select(1, cols), 1);
+  CHECK((dropout_probs - memories[0].old_probs).abs().max().item<double>() > 1e-3);
 }

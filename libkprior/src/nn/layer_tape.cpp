@@ -16,13 +16,13 @@ namespace var = c10;
 }  // namespace
 
 torch::Tensor TapedModule::forward(const torch::Tensor& x) {
-  if (training_precision_ == Precision::Float32 || !is_training()) return forward_taped(x, nullptr);
+  if (forward_precision_ == Precision::Float32) return forward_taped(x, nullptr);
   // Only the forward pass is autocast (as torch.autocast is used): autograd then runs each
   // op's backward in the dtype its forward ran in, and the fp32 parameters get fp32 gradients
   // through autocast's differentiable casts.
   torch::Tensor out;
   {
-    AutocastScope autocast(training_precision_, x.device().type());
+    AutocastScope autocast(forward_precision_, x.device().type());
     out = forward_taped(x, nullptr);
   }
   return out.scalar_type() == torch::kBFloat16 ? out.to(torch::kFloat) : out;
@@ -132,33 +132,16 @@ torch::Tensor tape_batchnorm2d(torch::nn::BatchNorm2d& layer, const torch::Tenso
   return out;
 }
 
-namespace {
-
-bool is_batchnorm(const torch::nn::Module& m) {
-  return dynamic_cast<const torch::nn::BatchNorm1dImpl*>(&m) != nullptr ||
-         dynamic_cast<const torch::nn::BatchNorm2dImpl*>(&m) != nullptr ||
-         dynamic_cast<const torch::nn::BatchNorm3dImpl*>(&m) != nullptr;
-}
-
-}  // namespace
-
-EvalModeGuard::EvalModeGuard(torch::nn::Module& module, Scope scope)
+EvalModeGuard::EvalModeGuard(torch::nn::Module& module)
     : module_(module), self_training_(module.is_training()) {
   // modules(false) lists the submodules in pre-order (every module before its descendants),
   // the order in which restoring one module's mode at a time leaves each with its own.
-  for (const auto& m : module.modules(/*include_self=*/false)) {
-    if (scope == Scope::All || is_batchnorm(*m)) saved_.emplace_back(m, m->is_training());
-  }
-  if (scope == Scope::All) {
-    module.eval();
-  } else {
-    for (auto& [m, training] : saved_) m->eval();
-  }
-  scope_all_ = scope == Scope::All;
+  for (const auto& m : module.modules(/*include_self=*/false)) saved_.emplace_back(m, m->is_training());
+  module.eval();
 }
 
 EvalModeGuard::~EvalModeGuard() {
-  if (scope_all_) module_.train(self_training_);  // recursive: the submodules follow below
+  module_.train(self_training_);  // recursive: the submodules follow below
   for (auto& [m, training] : saved_) m->train(training);
 }
 

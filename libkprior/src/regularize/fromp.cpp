@@ -15,11 +15,15 @@ torch::Tensor fromp_quadratic(const torch::Tensor& probs, const torch::Tensor& o
 
 torch::Tensor FROMP::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
   if (memories_.empty()) return {};
-  // BatchNorm layers on their running statistics for the memory's forward, as at the boundary
-  // that computed the soft targets and kernels: in train mode the memory batch's own statistics
-  // would enter its function values (and update the running statistics). Only BatchNorm layers
-  // change mode; dropout stays as the caller set it, so BatchNorm-free models are unaffected.
-  nn::EvalModeGuard batchnorm_eval(model, nn::EvalModeGuard::Scope::BatchNorm);
+  // The memory's function values m(w) in eval mode, as at the boundary that computed m̄ and
+  // the kernels, and as the published code's step does (model.eval() before the memory pass):
+  // f_w is the deterministic network — no dropout noise in m(w) − m̄, and BatchNorm on its
+  // running statistics (in train mode the memory batch's own statistics would enter its
+  // function values and update the running statistics).
+  nn::EvalModeGuard eval(model);
+  // In fp32 even in a bf16 run: K⁻¹ (jitter down to 1e-6) would amplify bf16's rounding of
+  // m(w) into a spurious pull away from m̄.
+  nn::ForwardPrecisionGuard fp32(model, nn::Precision::Float32);
   torch::Tensor total;
   for (size_t s = 0; s < memories_.size(); ++s) {
     const auto p = torch::softmax(memory_head_logits(model, memories_[s]), 1);

@@ -107,7 +107,6 @@ ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
       throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
     }
   }
-  model_->set_training_precision(options_.precision());
   const bool cuda = !model_->parameters().empty() && model_->parameters().front().is_cuda();
   if (nn::resolve_memory_format(options_.memory_format(), *model_, cuda) == nn::MemoryFormat::ChannelsLast) {
     nn::to_channels_last(*model_);  // before the optimizer: its state takes the weights' layout
@@ -128,7 +127,13 @@ torch::Tensor ContinualLearner::loss(const data::Task& task, const torch::Tensor
   return total;
 }
 
-double ContinualLearner::train_step(const std::function<torch::Tensor()>& loss_fn) {
+double ContinualLearner::train_step(const std::function<torch::Tensor()>& step_loss) {
+  // The step's forward passes in the options' precision (bf16 autocast or fp32); backward,
+  // clipping and the update outside it.
+  const auto loss_fn = [&] {
+    nn::ForwardPrecisionGuard precision(*model_, options_.precision());
+    return step_loss();
+  };
   auto clip = [&] {
     if (options_.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip());
   };

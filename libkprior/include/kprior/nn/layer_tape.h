@@ -99,23 +99,40 @@ class TapedModule : public torch::nn::Module {
  public:
   /// Logits [N, outputs]; records every taped layer application on `tape` if not null.
   virtual torch::Tensor forward_taped(const torch::Tensor& x, LayerTape* tape) = 0;
-  /// Logits without a tape. In training mode with training_precision() BFloat16 the pass runs
-  /// under bf16 autocast and its logits come back as fp32, so losses and regularizers keep
-  /// their precision; in eval mode (evaluation, every linearization) it never does.
+  /// Logits without a tape. With forward_precision() BFloat16 the pass runs under bf16
+  /// autocast and its logits come back as fp32, so losses and regularizers keep their
+  /// precision. Taped forwards (linearization) never autocast.
   torch::Tensor forward(const torch::Tensor& x);
-  void set_training_precision(Precision precision) { training_precision_ = precision; }
-  Precision training_precision() const { return training_precision_; }
+  /// The precision of forward(); the learner sets it for its training steps only
+  /// (ForwardPrecisionGuard), so evaluation and boundary work run in the parameters' precision.
+  void set_forward_precision(Precision precision) { forward_precision_ = precision; }
+  Precision forward_precision() const { return forward_precision_; }
 
  private:
-  Precision training_precision_ = Precision::Float32;
+  Precision forward_precision_ = Precision::Float32;
 };
 
-/// Puts a module and its submodules in eval mode (Scope::All), or only its BatchNorm layers
-/// (Scope::BatchNorm), for the guard's lifetime, then restores each module's own previous mode.
+/// Sets a model's forward precision for the guard's lifetime, then restores the previous one.
+class ForwardPrecisionGuard {
+ public:
+  ForwardPrecisionGuard(TapedModule& model, Precision precision)
+      : model_(model), previous_(model.forward_precision()) {
+    model_.set_forward_precision(precision);
+  }
+  ~ForwardPrecisionGuard() { model_.set_forward_precision(previous_); }
+  ForwardPrecisionGuard(const ForwardPrecisionGuard&) = delete;
+  ForwardPrecisionGuard& operator=(const ForwardPrecisionGuard&) = delete;
+
+ private:
+  TapedModule& model_;
+  Precision previous_;
+};
+
+/// Puts a module and its submodules in eval mode for the guard's lifetime, then restores each
+/// module's own previous mode.
 class EvalModeGuard {
  public:
-  enum class Scope { All, BatchNorm };
-  explicit EvalModeGuard(torch::nn::Module& module, Scope scope = Scope::All);
+  explicit EvalModeGuard(torch::nn::Module& module);
   ~EvalModeGuard();
   EvalModeGuard(const EvalModeGuard&) = delete;
   EvalModeGuard& operator=(const EvalModeGuard&) = delete;
@@ -123,7 +140,6 @@ class EvalModeGuard {
  private:
   torch::nn::Module& module_;
   bool self_training_ = false;
-  bool scope_all_ = true;
   std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> saved_;  // submodules, pre-order
 };
 

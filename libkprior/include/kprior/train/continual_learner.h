@@ -63,8 +63,8 @@ struct LearnerOptions {
   /// optimizer is not IVON: Σ = 1/(GGN summed over every task's training set so far + δ).
   TORCH_ARG(double, laplace_prior) = 1e-3;
   /// bf16 runs the training steps' forward passes under autocast (the model's parameters,
-  /// gradients and the optimizer's state stay fp32; evaluation and all boundary work stay in
-  /// the parameters' precision). Set on the model by the learner.
+  /// gradients and the optimizer's state stay fp32; evaluation, all boundary work and FROMP's
+  /// memory pass stay in the parameters' precision).
   TORCH_ARG(nn::Precision, precision) = nn::Precision::Float32;
   /// The layout of the model's convolution weights (and so of its activations); the learner
   /// converts the model once, before it builds the optimizer. Auto: channels-last for a model
