@@ -403,9 +403,11 @@ int main(int argc, char** argv) {
                        .hess_beta(ivon_beta2)
                        .precision(precision);
     options.validate();
+    bool needs_memory = false;
     if (method != "joint") {
       // Validate names and memory needs before loading any data.
       for (const auto& r : regularize::make_regularizers(method, ms)) {
+        needs_memory = needs_memory || r->needs_memory();
         if (r->needs_memory() && options.memory_per_task() == 0) {
           throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
         }
@@ -437,10 +439,22 @@ int main(int argc, char** argv) {
     // Auto resolved once here, so the printed and saved configuration name the layout used.
     options.memory_format(nn::resolve_memory_format(memory_format_choice, *probe, device.is_cuda()));
     if (method.find("fromp") != std::string::npos) {
-      // FROMP holds a task's whole memory in its kernels, one class row at a time at the least:
-      // refuse sizes that cannot fit before hours of training.
-      linearize::check_kernel_memory(*probe, seq.tasks[0].train.inputs.slice(0, 0, 1).cpu(),
-                                     options.memory_per_task(), 1);
+      // FROMP holds a task's whole memory in its kernels, one class row at a time at the least.
+      // A default memory that cannot fit (ResNet-18 on large images) becomes the most that
+      // fits; a given one that cannot fit is refused, before hours of training.
+      const auto x1 = seq.tasks[0].train.inputs.slice(0, 0, 1).cpu();
+      const int64_t fit = linearize::max_kernel_inputs(*probe, x1, 1);
+      if (!given(o_memory) && options.memory_per_task() > fit && fit > 0) {
+        fmt::print("note: FROMP's kernels over {} points per task would exceed their {} GiB limit with {} on these "
+                   "inputs; using {} points per task, the most that fit (--memory-per-task to choose)\n",
+                   options.memory_per_task(), linearize::kKernelFloats * x1.element_size() >> 30,
+                   nn::to_string(model_kind), fit);
+        options.memory_per_task(fit);
+      }
+      linearize::check_kernel_memory(*probe, x1, options.memory_per_task(), 1);
+    }
+    if (needs_memory) {
+      for (const auto& t : seq.tasks) train::check_memory_fits(options.memory_per_task(), t);
     }
     const bool tty = isatty(fileno(stdout)) != 0;
     fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}, {}), {}, {} epochs of batch {}, "

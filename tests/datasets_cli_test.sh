@@ -47,10 +47,15 @@ printf '%s' "$out" | grep -q "cpu (bf16, channels-last)" || { echo "FAIL: the re
 expect 2 "precision must be fp32 or bf16, got 'fp16'" -- "$bin" --tasks split-cifar $common --precision fp16
 expect 2 "memory format must be auto, contiguous or channels-last, got 'nhwc'" -- "$bin" --tasks split-cifar $common --memory-format nhwc
 # FROMP's kernels hold a task's whole memory, one class row at a time: ResNet-18 on 64x64
-# images with 200 points per task would need ~11 GiB, refused before any training with what
-# to change; ~145 points fit.
-expect 2 "limit 8 GiB, about 14[0-9] inputs); use fewer memorable points per task" -- "$bin" --tasks split-tinyimagenet $common --method fromp --out "$scratch/big"
+# images with 200 points per task would need ~11 GiB. Asked for, it is refused before any
+# training with what to change; by default the memory becomes the ~145 points that fit, which
+# these fixtures' 4 boundary images per task cannot supply: refused too, naming the task.
+expect 2 "limit 8 GiB, about 14[0-9] inputs); use fewer memorable points per task" -- "$bin" --tasks split-tinyimagenet $common \
+  --method fromp --memory-per-task 200 --out "$scratch/big"
 [ ! -e "$scratch/big/results.json" ] || { echo "FAIL: a refused FROMP run still wrote results"; fail=1; }
+expect 2 "a memory of 14[0-9] examples per task is more than the 4 training examples of task 0/1 held in memory" -- \
+  "$bin" --tasks split-tinyimagenet $common --method fromp --out "$scratch/big"
+printf '%s' "$out" | grep -q "using 14[0-9] points per task, the most that fit" || { echo "FAIL: no note on the fitted FROMP memory: $out"; fail=1; }
 expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar $common --model lenet5 --out "$scratch/lenet"
 expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $common --hidden 10
 expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg

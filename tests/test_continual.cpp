@@ -13,6 +13,7 @@
 #include "kprior/linearize/linearize.h"
 #include "kprior/metrics/calibration.h"
 #include "kprior/nn/mlp.h"
+#include "kprior/regularize/ewc.h"
 #include "kprior/regularize/factory.h"
 #include "kprior/regularize/ivon_prior.h"
 #include "kprior/train/continual_learner.h"
@@ -353,4 +354,32 @@ TEST_CASE("a diverging run stops with a clear error instead of finishing with Na
   train::ContinualLearner learner(model, regularize::make_regularizers("finetune", {}),
                                   train::LearnerOptions().optimizer(train::OptimizerKind::SGD).lr(1e30).epochs(3));
   CHECK_THROWS_WITH(learner.observe(seq.tasks[0]), Catch::Matchers::Contains("training diverged on task 1"));
+}
+
+TEST_CASE("a streamed task's curvature is its boundary sample's, scaled to the whole task", "[regularize]") {
+  // A streamed task whose 18 training examples are its 6-example boundary sample three times
+  // over: the scaled sample sum must equal the brute-force sum over all 18.
+  torch::manual_seed(8);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 8, 4});
+  const auto data = testing::blobs(3, 5, 0.8);
+  data::Task task;
+  task.name = "0/1";
+  task.classes = {0, 1};
+  task.train = {data.inputs.slice(0, 0, 6), data.targets.slice(0, 0, 6)};  // classes 0 and 1
+  const auto all_x = torch::cat({task.train.inputs, task.train.inputs, task.train.inputs});
+  const auto all_y = data::head_targets(task, torch::cat({task.train.targets, task.train.targets, task.train.targets}));
+  CHECK(task.train_sum_weight() == 1.0);
+  task.train_stream = [](int64_t, uint64_t) { return std::unique_ptr<data::BatchSource>(); };
+  task.streamed_examples = 18;
+  CHECK(task.train_sum_weight() == 3.0);
+  for (auto kind : {linearize::Curvature::GGN, linearize::Curvature::EmpiricalFisher}) {
+    const auto full = linearize::curvature_diagonal(*model, all_x, all_y, task.classes, kind);
+    const auto scaled = regularize::task_curvature(*model, task, kind);
+    REQUIRE(scaled.size() == full.size());
+    for (size_t i = 0; i < full.size(); ++i) CHECK(torch::allclose(scaled[i], full[i], 1e-5, 1e-7));
+  }
+  // A memory cannot be larger than the sample it is chosen from.
+  CHECK_NOTHROW(train::check_memory_fits(6, task));
+  CHECK_THROWS_WITH(train::check_memory_fits(7, task),
+                    Catch::Matchers::Contains("more than the 6 training examples of task 0/1 held in memory"));
 }

@@ -33,8 +33,9 @@ std::pair<Dataset, Dataset> cifar10_then_cifar100(const std::string& data_dir) {
   std::vector<int64_t> first50(50);
   for (int64_t c = 0; c < 50; ++c) first50[static_cast<size_t>(c)] = c;
   auto join = [&](Split split) {
-    const Dataset a = load_cifar10(dir10, split);
-    const Dataset b = load_cifar100(dir100, split).with_classes(first50);
+    // Pixels scaled to [0, 1] and not normalised, as the published run's ToTensor().
+    const Dataset a = load_cifar10(dir10, split, /*normalize=*/false);
+    const Dataset b = load_cifar100(dir100, split, /*fine=*/true, /*normalize=*/false).with_classes(first50);
     return Dataset{torch::cat({a.inputs, b.inputs}), torch::cat({a.targets, b.targets + 10})};
   };
   Dataset train = join(Split::Train);
@@ -142,8 +143,8 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
   }
   if (name == "split-cifar100") {
     const auto dir = find_cifar100_dir(data_dir);
-    const Dataset train = load_cifar100(dir, Split::Train);
-    const Dataset test = load_cifar100(dir, Split::Test);
+    const Dataset train = load_cifar100(dir, Split::Train, /*fine=*/true, /*normalize=*/false);  // as split-cifar
+    const Dataset test = load_cifar100(dir, Split::Test, /*fine=*/true, /*normalize=*/false);
     return make_split_sequence(name, train, test, consecutive_groups(100, 10), 100);
   }
   if (name == "split-tinyimagenet") {

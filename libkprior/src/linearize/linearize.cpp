@@ -215,6 +215,11 @@ void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t
   if (floats > kKernelFloats) throw kernel_too_large(n, rows, floats, kKernelFloats, x.element_size());
 }
 
+int64_t max_kernel_inputs(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
+  const int64_t per_input = kernel_floats(model, x.slice(0, 0, 1), 1, rows);
+  return per_input > 0 ? kKernelFloats / per_input : 0;
+}
+
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns) {
   check_columns(columns);

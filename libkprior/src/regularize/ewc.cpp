@@ -8,9 +8,14 @@ namespace kprior::regularize {
 
 std::vector<torch::Tensor> task_curvature(nn::TapedModule& model, const data::Task& task,
                                           linearize::Curvature kind) {
-  return linearize::curvature_diagonal(model, task.train.inputs,
-                                       data::head_targets(task, task.train.targets),
-                                       task.classes, kind);
+  auto sum = linearize::curvature_diagonal(model, task.train.inputs,
+                                           data::head_targets(task, task.train.targets),
+                                           task.classes, kind);
+  const double weight = task.train_sum_weight();
+  if (weight != 1.0) {
+    for (auto& s : sum) s.mul_(weight);
+  }
+  return sum;
 }
 
 torch::Tensor EWC::penalty(nn::TapedModule& model, int64_t task_size) {

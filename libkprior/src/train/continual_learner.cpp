@@ -15,6 +15,7 @@
 #include "kprior/metrics/calibration.h"
 #include "kprior/optim/ivon.h"
 #include "kprior/posterior/sources.h"
+#include "kprior/regularize/ewc.h"
 
 namespace kprior::train {
 
@@ -204,11 +205,23 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
   return since(start);
 }
 
+void check_memory_fits(int64_t per_task, const data::Task& task) {
+  if (per_task <= task.train.size()) return;
+  throw UsageError("a memory of " + std::to_string(per_task) + " examples per task is more than the " +
+                   std::to_string(task.train.size()) + " training examples of task " + task.name +
+                   (task.train_stream ? " held in memory for its boundary (a streamed task keeps a sample per class)"
+                                      : "") +
+                   "; use a smaller --memory-per-task");
+}
+
 void ContinualLearner::observe(const data::Task& task) {
   if (task.id != tasks_) {
     throw UsageError("observe: expected task " + std::to_string(tasks_) + ", got task " +
                      std::to_string(task.id));
   }
+  bool needs_memory = false;
+  for (const auto& r : regs_) needs_memory = needs_memory || r->needs_memory();
+  if (needs_memory) check_memory_fits(options_.memory_per_task(), task);  // before hours of training
   if (dynamic_cast<optim::IVON*>(optimizer_.get()) == nullptr) {
     // Adam and SGD start each task with fresh moments (the published FROMP protocol); IVON
     // keeps its state: its Hessian estimate is the posterior carried into the next task.
@@ -268,8 +281,7 @@ std::vector<torch::Tensor> ContinualLearner::laplace_boundary_variances(const da
   // GGN summed over its task's training set on its own head — the posterior of all tasks so
   // far, as FROMP's published runs use. (The GGN of the last task alone leaves every earlier
   // head at the prior variance 1/δ, which swamps those heads' kernels.)
-  auto ggn = linearize::curvature_diagonal(*model_, task.train.inputs, {}, task.classes,
-                                           linearize::Curvature::GGN);
+  auto ggn = regularize::task_curvature(*model_, task, linearize::Curvature::GGN);
   for (size_t i = 0; i < ggn_sum_.size(); ++i) ggn[i] = ggn[i] + ggn_sum_[i];
   ggn_sum_ = ggn;
   laplace_variances_ = posterior::laplace(model_->parameters(), ggn, options_.laplace_prior()).variance();

@@ -28,6 +28,14 @@ struct Task {
 
   /// The number of examples the task trains on (the stream's when streamed).
   int64_t train_size() const { return train_stream ? streamed_examples : train.size(); }
+  /// How many training examples each example of `train` stands for in a sum over the task's
+  /// training set (curvature, Fisher): 1, or for a streamed task its examples per epoch over
+  /// the in-memory sample's size, so that a sum over the sample, times this, estimates the
+  /// sum over every training example.
+  double train_sum_weight() const {
+    return train_stream && train.size() > 0 ? static_cast<double>(streamed_examples) / static_cast<double>(train.size())
+                                            : 1.0;
+  }
 };
 
 struct TaskSequence {

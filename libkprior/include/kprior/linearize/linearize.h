@@ -86,6 +86,9 @@ int64_t kernel_floats(nn::TapedModule& model, const torch::Tensor& x, int64_t n,
 /// checks it with all its rows, class_kernels() and fromp_kernels() with one; an app checks
 /// it before training (kprior-run with FROMP).
 void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t n, int64_t rows);
+/// The most inputs whose kernels over `rows` output rows pass check_kernel_memory (inputs
+/// shaped like `x`'s first one; kernel_floats is linear in n).
+int64_t max_kernel_inputs(nn::TapedModule& model, const torch::Tensor& x, int64_t rows);
 
 enum class Curvature {
   GGN,              ///< Σ_i J_iᵀ Λ_i J_i (diagonal), Λ the softmax Hessian

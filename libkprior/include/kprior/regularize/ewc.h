@@ -36,7 +36,10 @@ class EWC : public Regularizer {
   std::vector<std::vector<torch::Tensor>> fishers_, anchors_;
 };
 
-/// The curvature diagonal of `task`'s training data (summed over examples).
+/// The curvature diagonal of `task`'s training data (summed over examples). For a streamed
+/// task, the sum over its in-memory sample scaled to the whole training set
+/// (Task::train_sum_weight), so EWC's λ/(2N) and the Laplace precision weigh it as the full
+/// task.
 std::vector<torch::Tensor> task_curvature(nn::TapedModule& model, const data::Task& task,
                                           linearize::Curvature kind);
 

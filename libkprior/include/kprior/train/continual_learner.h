@@ -178,6 +178,11 @@ class ContinualLearner {
   int64_t tasks_ = 0;
 };
 
+/// Throws UsageError when a memory of `per_task` examples cannot be chosen from `task`'s
+/// in-memory training examples (for a streamed task, its boundary sample), naming the task.
+/// The learner checks each task before training on it; an app can check them all up front.
+void check_memory_fits(int64_t per_task, const data::Task& task);
+
 /// Results of a whole sequence.
 struct SequenceResult {
   metrics::AccuracyMatrix task_incremental;

@@ -28,9 +28,9 @@ struct PublishedSettings {
 /// δ 1e-3, clip 0.1·τ = 1, 40 memorable points per task (2-way heads).
 /// permuted-mnist: MLP 100-100, Adam 1e-3, 10 epochs, batch 128, τ 0.5, ε 1e-5, δ 1e-5,
 /// clip 0.01·τ = 0.005, 200 memorable points per task.
-/// split-cifar / split-cifar100: CifarNet, Adam 1e-3, 80 epochs, batch 256, τ 10, 200
-/// memorable points per task (METHODS.md §4, split CIFAR). ε, δ and the clip of split CIFAR
-/// are not in METHODS.md: ours are ε 1e-6 and δ 1e-3 (split MNIST's) and no clip.
+/// split-cifar: CifarNet, Adam 1e-3, 80 epochs, batch 256, τ 10, 200 memorable points per
+/// task (METHODS.md §4, split CIFAR); ε 1e-6, δ 1e-4 and the clip 100·τ = 1000 are not in
+/// METHODS.md but are the published code's. split-cifar100 (not published) takes the same.
 /// split-tinyimagenet / split-imagenet: ResNet-18, 200 memorable points per task (the
 /// published ImageNet memory of FR alone, METHODS.md §4). The rest is not published there;
 /// ours: Adam 1e-3, batch 256, 30 epochs (TinyImageNet) or 10 (ImageNet), τ 10, ε 1e-6,
