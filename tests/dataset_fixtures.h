@@ -12,7 +12,10 @@
 #include <string>
 #include <vector>
 
+#include <torch/types.h>
+
 #include "kprior/data/jpeg.h"
+#include "kprior/image/png.h"
 
 namespace kprior::testing {
 
@@ -118,7 +121,8 @@ inline uint8_t tree_gray(int64_t c) { return static_cast<uint8_t>(20 + (c * 37) 
 
 /// A class-per-folder JPEG tree root/train/<class>/, root/val/<class>/ with `train` and `val`
 /// flat gray images (tree_gray(c), side x side) per class; class folders are named
-/// n000<c>... so that their sorted order is c. `tiny_layout` writes TinyImageNet's original
+/// n000<c>... so that their sorted order is c. As in ImageNet, one training "JPEG" (class 0's
+/// second, when there is one) is a PNG file; flat gray decodes to the same pixels either way. `tiny_layout` writes TinyImageNet's original
 /// layout instead: train/<wnid>/images/*.JPEG, val/images/*.JPEG + val/val_annotations.txt.
 inline std::vector<std::string> write_jpeg_tree(const std::string& root, int classes, int train, int val,
                                                 bool tiny_layout, int64_t side = 8) {
@@ -138,7 +142,14 @@ inline std::vector<std::string> write_jpeg_tree(const std::string& root, int cla
     const auto image = flat_image(side, side, g, g, g);
     const auto train_dir = fs::path(root) / "train" / name / (tiny_layout ? "images" : "");
     fs::create_directories(train_dir);
-    for (int k = 0; k < train; ++k) data::write_jpeg((train_dir / (std::string(name) + "_" + std::to_string(k) + ".JPEG")).string(), image);
+    for (int k = 0; k < train; ++k) {
+      const auto file = (train_dir / (std::string(name) + "_" + std::to_string(k) + ".JPEG")).string();
+      if (c == 0 && k == 1) {
+        image::write_png(file, torch::full({side, side, 3}, static_cast<int64_t>(g), torch::kUInt8));
+      } else {
+        data::write_jpeg(file, image);
+      }
+    }
     for (int k = 0; k < val; ++k) {
       if (tiny_layout) {
         const auto file = "val_" + std::to_string(val_count++) + ".JPEG";

@@ -2,10 +2,13 @@
 // from tiny files written in the exact on-disk formats; decoded values are checked against
 // what was written.
 #include <H5Cpp.h>
+#include <png.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 #include <set>
 
@@ -325,6 +328,39 @@ TEST_CASE("JPEG: flat gray exact, flat colour and smooth images close, DCT downs
   const auto half = decode_jpeg(tmp.file("smooth.jpg"), 11);
   CHECK(half.height == 20);
   CHECK(decode_jpeg(tmp.file("smooth.jpg"), 41).height == 40);
+}
+
+TEST_CASE("JPEG trees: a PNG named .JPEG decodes as PNG (grey replicated, alpha dropped)", "[datasets]") {
+  TempDir tmp;
+  const auto smooth = kprior::testing::smooth_image(12, 20);
+  const auto rgb = torch::from_blob(const_cast<uint8_t*>(smooth.pixels.data()), {12, 20, 3}, torch::kUInt8).clone();
+  kprior::image::write_png(tmp.file("rgb.JPEG"), rgb);
+  const auto back = decode_jpeg(tmp.file("rgb.JPEG"));
+  CHECK(back.height == 12);
+  CHECK(back.width == 20);
+  CHECK(back.pixels == smooth.pixels);  // lossless
+  kprior::image::write_png(tmp.file("grey.JPEG"), rgb.select(2, 1).contiguous());
+  const auto grey = decode_jpeg(tmp.file("grey.JPEG"), 4);  // min_side: no DCT scaling for PNG
+  REQUIRE(grey.height == 12);
+  for (int64_t c = 0; c < 3; ++c) CHECK(grey.at(5, 7, c) == smooth.at(5, 7, 1));
+  // RGBA: colours kept as stored whatever the alpha (PIL's convert("RGB")), not composited.
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  image.width = 2;
+  image.height = 1;
+  image.format = PNG_FORMAT_RGBA;
+  const uint8_t rgba[8] = {200, 100, 50, 0, 10, 20, 30, 128};
+  REQUIRE(png_image_write_to_file(&image, tmp.file("alpha.JPEG").c_str(), 0, rgba, 0, nullptr) != 0);
+  const auto alpha = decode_jpeg(tmp.file("alpha.JPEG"));
+  CHECK(alpha.pixels == std::vector<uint8_t>{200, 100, 50, 10, 20, 30});
+  // A broken PNG is a FileError naming the file.
+  {
+    std::ifstream in(tmp.file("rgb.JPEG"), std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(tmp.file("cut.JPEG"), std::ios::binary).write(bytes.data(), 60);
+  }
+  CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("cut.JPEG")); }), Contains("cut.JPEG: cannot decode PNG"));
 }
 
 TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming the file", "[datasets]") {

@@ -9,6 +9,7 @@
 #include <jpeglib.h>
 
 #include "kprior/core/error.h"
+#include "png_decode.h"
 
 namespace kprior::data {
 namespace {
@@ -91,6 +92,10 @@ bool decode(const std::vector<uint8_t>& bytes, int64_t min_side, RgbImage& out, 
 namespace {
 
 void decode_checked(const std::vector<uint8_t>& bytes, const std::string& name, int64_t min_side, RgbImage& out) {
+  if (detail::is_png(bytes)) {  // a PNG in a JPEG tree (one in ImageNet): decoded, not refused
+    detail::decode_png(bytes, name, out);
+    return;
+  }
   if (bytes.size() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8) {
     throw FileError(name, "not a JPEG file (no start-of-image marker)");
   }

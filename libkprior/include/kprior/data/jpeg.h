@@ -19,7 +19,8 @@ struct RgbImage {
 };
 
 /// Decodes a JPEG file to RGB. Grayscale images are replicated to three channels; CMYK/YCCK
-/// images (a few in ImageNet) are converted assuming Adobe's inverted CMYK. With
+/// images (a few in ImageNet) are converted assuming Adobe's inverted CMYK. A PNG file (one
+/// of ImageNet's training "JPEGs" is a PNG) is decoded as PNG, alpha dropped, at full size. With
 /// `min_side` > 0, libjpeg scales by 1/2, 1/4 or 1/8 during decoding when the shorter side
 /// stays >= min_side (much faster for large photos). Throws FileError naming the file for a
 /// missing file or data libjpeg cannot decode (with libjpeg's message).
