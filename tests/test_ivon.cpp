@@ -8,6 +8,7 @@
 
 #include "catch.h"
 #include "kprior/core/error.h"
+#include "kprior/optim/grad_clip.h"
 #include "kprior/optim/ivon.h"
 
 using kprior::optim::HessApprox;
@@ -526,4 +527,29 @@ TEST_CASE("IVON on CUDA equals the scalar oracle", "[cuda]") {
       check_close(opt->hessian()[q], oracle.groups[q].h);
     }
   }
+}
+
+TEST_CASE("clip_grad_norm scales as torch::nn::utils::clip_grad_norm_, both sides of the bound", "[optim]") {
+  torch::manual_seed(9);
+  for (double max_norm : {0.5, 1e3}) {  // clipped, and within the bound (left unchanged)
+    CAPTURE(max_norm);
+    std::vector<torch::Tensor> mine, theirs;
+    for (auto shape : {std::vector<int64_t>{4, 3}, std::vector<int64_t>{3}, std::vector<int64_t>{2, 2, 3, 3}}) {
+      auto g = torch::randn(shape);
+      mine.push_back(torch::zeros(shape, torch::requires_grad()));
+      theirs.push_back(torch::zeros(shape, torch::requires_grad()));
+      mine.back().mutable_grad() = g.clone();
+      theirs.back().mutable_grad() = g.clone();
+    }
+    mine.push_back(torch::zeros({2}, torch::requires_grad()));  // no gradient: skipped
+    const double expected_norm = torch::nn::utils::clip_grad_norm_(theirs, max_norm);
+    const auto norm = kprior::optim::clip_grad_norm(mine, max_norm);
+    CHECK(norm.item<double>() == Approx(expected_norm).epsilon(1e-6));
+    for (size_t i = 0; i < theirs.size(); ++i) CHECK(torch::allclose(mine[i].grad(), theirs[i].grad(), 1e-6, 0));
+    // The bound holds after clipping (the norm of all gradients together).
+    double sq = 0;
+    for (size_t i = 0; i < theirs.size(); ++i) sq += mine[i].grad().square().sum().item<double>();
+    CHECK(std::sqrt(sq) <= std::min(max_norm, expected_norm) * (1 + 1e-5));
+  }
+  CHECK_FALSE(kprior::optim::clip_grad_norm({torch::zeros({2})}, 1.0).defined());
 }

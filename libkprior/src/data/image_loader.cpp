@@ -15,10 +15,10 @@
 namespace kprior::data {
 
 torch::Tensor load_images(const std::vector<std::string>& files, const std::vector<int64_t>& indices,
-                          const ImageTransform& transform, uint64_t stream_seed, int threads) {
+                          const ImageTransform& transform, uint64_t stream_seed, int threads, bool pinned) {
   const auto n = static_cast<int64_t>(indices.size());
   const int64_t s = transform.size;
-  auto out = torch::empty({n, 3, s, s}, torch::kFloat32);
+  auto out = torch::empty({n, 3, s, s}, torch::TensorOptions(torch::kFloat32).pinned_memory(pinned));
   float* dst = out.data_ptr<float>();
   const int workers = static_cast<int>(std::min<int64_t>(std::max(1, threads > 0 ? threads : hardware_threads()), std::max<int64_t>(n, 1)));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
@@ -108,7 +108,7 @@ Batch ImageBatchLoader::load(int64_t b) const {
   for (auto i : idx) labels.push_back(list_.labels[static_cast<size_t>(i)]);
   // Augmentation streams differ per epoch; a separate stream family from the order's.
   const uint64_t stream = mix_seed(mix_seed(seed_ ^ 0x1A6E5EEDULL, static_cast<uint64_t>(epoch_)), 0);
-  return {load_images(list_.files, idx, transform_, stream, threads_), torch::tensor(labels, torch::kLong),
+  return {load_images(list_.files, idx, transform_, stream, threads_, pinned_), torch::tensor(labels, torch::kLong),
           torch::tensor(idx, torch::kLong)};
 }
 

@@ -3,7 +3,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <set>
+#include <utility>
 
 #include "kprior/core/error.h"
 #include "kprior/core/random.h"
@@ -111,9 +114,19 @@ torch::Tensor output_mask(const Task& task, int64_t num_outputs) {
   return mask;
 }
 
+torch::Tensor head_columns(const std::vector<int64_t>& columns, const torch::Device& device) {
+  if (device.is_cpu()) return torch::tensor(columns, torch::kLong);  // no copy to save
+  // A process-wide cache: one small tensor per head and device (a run has a few dozen).
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, std::vector<int64_t>>, torch::Tensor> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& cols = cache[{device.str(), columns}];
+  if (!cols.defined()) cols = torch::tensor(columns, torch::kLong).to(device);
+  return cols;
+}
+
 torch::Tensor head_logits(const Task& task, const torch::Tensor& logits) {
-  const auto cols = torch::tensor(task.classes, torch::kLong).to(logits.device());
-  return logits.index_select(1, cols);
+  return logits.index_select(1, head_columns(task.classes, logits.device()));
 }
 
 torch::Tensor head_targets(const Task& task, const torch::Tensor& global_targets) {

@@ -13,14 +13,14 @@ torch::Tensor Combined::penalty(nn::TapedModule& model, int64_t task_size) {
   if (anchor_.empty()) return {};
   torch::Tensor total = 0.5 * options_.weight_lambda() *
                         weighted_distance(model.parameters(), anchor_, fisher_);
-  for (const auto& m : replay_memories_) {
+  for (size_t s = 0; s < replay_memories_.size(); ++s) {
+    const auto& m = replay_memories_[s];
     const auto logits = memory_head_logits(model, m);
     // On M2 the function and error terms add up to replay: gradient J(p − p_old) + J(p_old − y).
     // The error term alone is linear in f and unbounded below, so it never goes without the other.
     if (options_.function()) total = total + soft_cross_entropy_sum(logits, m.old_probs);
     if (options_.replay()) {
-      const auto y = torch::one_hot(memory::local_labels(m), static_cast<int64_t>(m.classes.size())).to(logits.dtype());
-      total = total + ((m.old_probs - y).detach() * logits).sum();
+      total = total + ((m.old_probs - replay_targets_[s].to(logits.dtype())).detach() * logits).sum();
     }
   }
   if (options_.function()) {
@@ -52,6 +52,14 @@ void Combined::end_task(const Boundary& b) {
   memories_ = b.memories;
   replay_memories_.push_back(std::move(m2));
   memory::refresh_soft_targets(b.model, replay_memories_);
+  cache_replay_targets();
+}
+
+void Combined::cache_replay_targets() {
+  replay_targets_.clear();
+  for (const auto& m : replay_memories_) {
+    replay_targets_.push_back(torch::one_hot(memory::local_labels(m), static_cast<int64_t>(m.classes.size())));
+  }
 }
 
 void Combined::save_state(checkpoint::Tree& tree, const std::string& group) const {
@@ -71,6 +79,7 @@ void Combined::load_state(const checkpoint::Tree& tree, const std::string& group
   for (size_t s = 0; s < memories.size(); ++s) {
     replay_memories_.push_back(checkpoint::get_memory(tree, group + "/replay_memory/task_" + std::to_string(s)));
   }
+  cache_replay_targets();
 }
 
 }  // namespace kprior::regularize

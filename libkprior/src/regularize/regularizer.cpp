@@ -7,8 +7,7 @@
 namespace kprior::regularize {
 
 torch::Tensor memory_head_logits(nn::TapedModule& model, const memory::TaskMemory& m) {
-  const auto cols = torch::tensor(m.classes, torch::kLong).to(m.inputs.device());
-  return model.forward(m.inputs).index_select(1, cols);
+  return model.forward(m.inputs).index_select(1, data::head_columns(m.classes, m.inputs.device()));
 }
 
 torch::Tensor weighted_distance(const std::vector<torch::Tensor>& params,

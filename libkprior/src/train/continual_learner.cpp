@@ -13,6 +13,7 @@
 #include "kprior/data/batch_loader.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/metrics/calibration.h"
+#include "kprior/optim/grad_clip.h"
 #include "kprior/optim/ivon.h"
 #include "kprior/posterior/sources.h"
 #include "kprior/regularize/ewc.h"
@@ -118,9 +119,8 @@ ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
 ContinualLearner::~ContinualLearner() = default;
 
 torch::Tensor ContinualLearner::loss(const data::Task& task, const torch::Tensor& x,
-                                     const torch::Tensor& y) {
-  auto total = torch::nn::functional::cross_entropy(data::head_logits(task, model_->forward(x)),
-                                                    data::head_targets(task, y));
+                                     const torch::Tensor& local_targets) {
+  auto total = torch::nn::functional::cross_entropy(data::head_logits(task, model_->forward(x)), local_targets);
   for (auto& r : regs_) {
     auto p = r->penalty(*model_, task.train_size());
     if (p.defined()) total = total + p;
@@ -128,7 +128,7 @@ torch::Tensor ContinualLearner::loss(const data::Task& task, const torch::Tensor
   return total;
 }
 
-double ContinualLearner::train_step(const std::function<torch::Tensor()>& step_loss) {
+torch::Tensor ContinualLearner::train_step(const std::function<torch::Tensor()>& step_loss) {
   // The step's forward passes in the options' precision (bf16 autocast or fp32); backward,
   // clipping and the update outside it.
   const auto loss_fn = [&] {
@@ -136,16 +136,18 @@ double ContinualLearner::train_step(const std::function<torch::Tensor()>& step_l
     return step_loss();
   };
   auto clip = [&] {
-    if (options_.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip());
+    if (options_.grad_clip() > 0) optim::clip_grad_norm(model_->parameters(), options_.grad_clip());
   };
+  // Nothing here reads a value back to the host: on a GPU the next step's work queues up
+  // behind this one's instead of waiting for it.
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
-    double value = 0;
+    torch::Tensor value;
     {
       auto sample = ivon->sampled_params(true);  // loss and penalties at θ ~ q
       auto l = loss_fn();
       l.backward();
       clip();  // before the guard records the gradient
-      value = l.item<double>();
+      value = l.detach();
     }
     ivon->step();
     return value;
@@ -155,7 +157,7 @@ double ContinualLearner::train_step(const std::function<torch::Tensor()>& step_l
   l.backward();
   clip();
   optimizer_->step();
-  return l.item<double>();
+  return l.detach();
 }
 
 void ContinualLearner::set_ess(double n) {
@@ -166,9 +168,11 @@ void ContinualLearner::set_ess(double n) {
 }
 
 double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
-                                    const std::function<torch::Tensor(const data::Batch&)>& loss_of) {
+                                    const std::function<torch::Tensor(const data::Batch&)>& loss_of,
+                                    const std::function<void(data::Batch&)>& prepare) {
   const auto start = Clock::now();
   const auto device = model_->parameters().front().device();
+  if (device.is_cuda()) source.pin_batches();  // streamed batches then copy asynchronously
   model_->train();
   const double base_lr = options_.effective_lr();
   // The optimizer keeps its nominal rate outside training (a saved state, a diverged run).
@@ -181,19 +185,22 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
   double lr = base_lr;
   for (int64_t e = 0; e < options_.epochs(); ++e) {
     source.set_epoch(e);
-    double sum = 0;
+    auto sum = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(device));
     for (int64_t b = 0; b < source.num_batches(); ++b) {
       if (options_.lr_schedule() != LrSchedule::Constant) {
         lr = scheduled_lr(base_lr, options_.lr_schedule(), e * source.num_batches() + b, steps);
         set_lr(*optimizer_, lr);
       }
       auto batch = source.batch(b);
+      if (prepare) prepare(batch);
       if (batch.inputs.device() != device) {  // streamed batches arrive on the CPU
-        batch = {batch.inputs.to(device), batch.targets.to(device), batch.indices.to(device)};
+        const bool async = device.is_cuda() && batch.inputs.is_pinned();
+        batch = {batch.inputs.to(device, async), batch.targets.to(device), batch.indices.to(device)};
       }
-      sum += train_step([&] { return loss_of(batch); });
+      sum.add_(train_step([&] { return loss_of(batch); }).to(torch::kFloat64));
     }
-    const double mean_loss = sum / static_cast<double>(source.num_batches());
+    // The epoch's one read-back of a training value.
+    const double mean_loss = sum.item<double>() / static_cast<double>(source.num_batches());
     if (callbacks_.on_epoch_end) callbacks_.on_epoch_end({task_id, e, options_.epochs(), mean_loss, lr});
     if (!std::isfinite(mean_loss)) {
       // Stop at once: a diverged model would only fail later with a less helpful message.
@@ -236,9 +243,14 @@ void ContinualLearner::observe(const data::Task& task) {
   } else {
     source = std::make_unique<data::DatasetSource>(data::BatchLoader(task.train, options_.batch_size(), true, order_seed));
   }
-  cost.train_seconds = run_epochs(task.id, *source, [&](const data::Batch& b) {
-    return loss(task, b.inputs, b.targets);
-  });
+  // Head-local targets without a device sync per step: an in-memory task's are mapped (and
+  // checked) once; a streamed batch's on the CPU, before it moves to the device.
+  const auto local_targets = task.train_stream ? torch::Tensor() : data::head_targets(task, task.train.targets);
+  const auto to_local = [&](data::Batch& b) {
+    b.targets = local_targets.defined() ? local_targets.index_select(0, b.indices) : data::head_targets(task, b.targets);
+  };
+  cost.train_seconds = run_epochs(
+      task.id, *source, [&](const data::Batch& b) { return loss(task, b.inputs, b.targets); }, to_local);
   const auto boundary = Clock::now();
   end_task(task);
   cost.boundary_seconds = since(boundary);

@@ -20,6 +20,10 @@ class BatchSource {
   virtual void set_epoch(int64_t epoch) = 0;
   /// Batch `b` of the current epoch (0 <= b < num_batches()), on the source's device.
   virtual Batch batch(int64_t b) = 0;
+  /// Asks for batches in page-locked host memory from now on, so that their copies to a GPU
+  /// can run asynchronously (needs a CUDA build). Sources whose batches already live on a
+  /// device ignore it.
+  virtual void pin_batches() {}
 };
 
 /// BatchLoader's batches as a BatchSource: the same batches in the same order.

@@ -25,8 +25,10 @@ namespace kprior::data {
 /// Decodes and transforms files[indices[k]] into row k of float32 [n, 3, size, size], with
 /// `threads` threads (0 = all hardware threads); example k's stream is
 /// mix_seed(stream_seed, indices[k]). Throws the FileError of the first file that fails.
+/// With `pinned`, the tensor is in page-locked memory (CUDA builds only).
 torch::Tensor load_images(const std::vector<std::string>& files, const std::vector<int64_t>& indices,
-                          const ImageTransform& transform, uint64_t stream_seed, int threads = 0);
+                          const ImageTransform& transform, uint64_t stream_seed, int threads = 0,
+                          bool pinned = false);
 
 /// Every image of `list` in memory (inputs [N, 3, size, size], targets = labels).
 Dataset load_image_list(const ImageList& list, const ImageTransform& transform, uint64_t seed = 0,
@@ -50,6 +52,8 @@ class ImageBatchLoader : public BatchSource {
   void set_epoch(int64_t epoch) override;
   /// Batch `b` of the current epoch (on the CPU); starts decoding batch b + 1 in the background.
   Batch batch(int64_t b) override;
+  /// Decodes into page-locked memory from the next batch decoded on (CUDA builds only).
+  void pin_batches() override { pinned_ = true; }
 
  private:
   Batch load(int64_t b) const;
@@ -65,6 +69,7 @@ class ImageBatchLoader : public BatchSource {
   std::vector<int64_t> order_;
   std::future<Batch> next_;
   int64_t next_index_ = -1;
+  bool pinned_ = false;
 };
 
 }  // namespace kprior::data

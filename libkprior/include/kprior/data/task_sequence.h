@@ -70,6 +70,11 @@ TaskSequence make_permuted_sequence(const std::string& name, const Dataset& trai
 /// Bool mask [num_outputs], true at the task's head columns.
 torch::Tensor output_mask(const Task& task, int64_t num_outputs);
 
+/// The head's columns as an int64 tensor on `device`, made once per (columns, device) and
+/// cached: every training step selects its heads' logits, and copying a fresh index from
+/// host memory to a GPU would wait for all queued work first (a device sync per step).
+torch::Tensor head_columns(const std::vector<int64_t>& columns, const torch::Device& device);
+
 /// Task-incremental view: the logits of the task's head [N, |head|].
 torch::Tensor head_logits(const Task& task, const torch::Tensor& logits);
 

@@ -41,6 +41,8 @@ class Combined : public Regularizer {
   CombinedOptions options_;
   std::vector<memory::TaskMemory> memories_;         // M1: the learner's memory
   std::vector<memory::TaskMemory> replay_memories_;  // M2: random, same size per task
+  std::vector<torch::Tensor> replay_targets_;        // M2's one-hot labels, made once (no sync per step)
+  void cache_replay_targets();
   std::vector<torch::Tensor> fisher_, anchor_;
 };
 

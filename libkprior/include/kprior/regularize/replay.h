@@ -16,14 +16,17 @@ class Replay : public Regularizer {
   bool needs_memory() const override { return true; }
   std::string name() const override { return "replay"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
-  void end_task(const Boundary& b) override { memories_ = b.memories; }
+  void end_task(const Boundary& b) override { set_memories(b.memories); }
   void save_state(checkpoint::Tree& tree, const std::string& group) const override;
   void load_state(const checkpoint::Tree& tree, const std::string& group,
                   const std::vector<memory::TaskMemory>& memories) override;
 
  private:
+  void set_memories(const std::vector<memory::TaskMemory>& memories);
+
   ReplayOptions options_;
   std::vector<memory::TaskMemory> memories_;
+  std::vector<torch::Tensor> local_labels_;  // per memory, made once: no device sync per step
 };
 
 }  // namespace kprior::regularize

@@ -152,15 +152,19 @@ class ContinualLearner {
   const std::vector<std::unique_ptr<regularize::Regularizer>>& regularizers() const { return regs_; }
 
  private:
-  double train_step(const std::function<torch::Tensor()>& loss);
-  /// Epochs over `source` with `loss_of(batch)` (batches moved to the model's device);
-  /// returns the training seconds.
+  /// One optimizer step; returns the step's loss, detached, on the model's device.
+  torch::Tensor train_step(const std::function<torch::Tensor()>& loss);
+  /// Epochs over `source` with `loss_of(batch)`: each batch goes through `prepare` (if set)
+  /// where it arrives, then to the model's device; returns the training seconds.
   double run_epochs(int64_t task_id, data::BatchSource& source,
-                    const std::function<torch::Tensor(const data::Batch&)>& loss_of);
+                    const std::function<torch::Tensor(const data::Batch&)>& loss_of,
+                    const std::function<void(data::Batch&)>& prepare = {});
   /// The model's outputs for `x`, in chunks of at most kEvalChunk examples on the model's
   /// device (a whole test set of large images does not fit through a network at once).
   torch::Tensor forward_chunked(const torch::Tensor& x);
-  torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& y);
+  /// The loss of a batch: cross-entropy on the task's head (targets already head-local) plus
+  /// every regularizer's penalty.
+  torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& local_targets);
   void set_ess(double n);
   void end_task(const data::Task& task);
   /// Recursive diagonal GGN Laplace variances after `task` (optimizers other than IVON).
