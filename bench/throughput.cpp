@@ -9,9 +9,14 @@
 // steps of each in turn (interleaved, so clock drift hits all alike), each timed between two
 // device synchronisations. The median round is reported.
 //
+// With --learner, the same optimizers (SGD, IVON) also train through train::ContinualLearner
+// (what kprior-run runs: its batches from an in-memory task on the device, its precision and
+// memory-format options, its step), timed from the learner's own training seconds, to show
+// what the library's training loop costs over the bare loop.
+//
 // Usage: bench_throughput [--device cpu|cuda] [--batch 256] [--size 224] [--steps 50]
 //          [--warmup 15] [--rounds 3] [--bf16] [--channels-last] [--optimizers ivon,sgd,adamw]
-//          [--threads N] [--classes 1000]
+//          [--threads N] [--classes 1000] [--learner]
 // Smoke test on a CPU: bench_throughput --device cpu --size 32 --batch 8 --steps 2 --warmup 1
 #include <fmt/core.h>
 #include <torch/cuda.h>
@@ -27,11 +32,14 @@
 #include <string>
 #include <vector>
 
+#include "kprior/core/allocator.h"
 #include "kprior/core/threads.h"
 #include "kprior/nn/memory_format.h"
 #include "kprior/nn/precision.h"
 #include "kprior/nn/resnet.h"
 #include "kprior/optim/ivon.h"
+#include "kprior/regularize/factory.h"
+#include "kprior/train/continual_learner.h"
 
 namespace {
 
@@ -39,7 +47,7 @@ struct Config {
   std::string device = torch::cuda::is_available() ? "cuda" : "cpu";
   int64_t batch = 256, size = 224, classes = 1000;
   int steps = 50, warmup = 15, rounds = 3, threads = 0;
-  bool bf16 = false, channels_last = false, cudnn_benchmark = true;
+  bool bf16 = false, channels_last = false, cudnn_benchmark = true, learner = false;
   std::vector<std::string> optimizers = {"sgd", "ivon", "adamw"};
 };
 
@@ -47,7 +55,7 @@ struct Config {
   fmt::print(stderr,
              "bench_throughput: {}\nusage: bench_throughput [--device cpu|cuda] [--batch N] "
              "[--size N] [--steps N] [--warmup N] [--rounds N] [--bf16] [--channels-last] "
-             "[--optimizers ivon,sgd,adamw] [--threads N] [--classes N] [--no-cudnn-benchmark]\n",
+             "[--optimizers ivon,sgd,adamw] [--threads N] [--classes N] [--no-cudnn-benchmark] [--learner]\n",
              message);
   std::exit(2);
 }
@@ -78,6 +86,7 @@ Config parse(int argc, char** argv) {
     else if (a == "--bf16") c.bf16 = true;
     else if (a == "--channels-last") c.channels_last = true;
     else if (a == "--no-cudnn-benchmark") c.cudnn_benchmark = false;
+    else if (a == "--learner") c.learner = true;
     else if (a == "--optimizers") {
       c.optimizers.clear();
       std::stringstream list(value(i));
@@ -177,6 +186,43 @@ Runner make_runner(const std::string& name, const Config& cfg, const torch::Devi
   return r;
 }
 
+// The learner's training time per step for `optimizer` (sgd or ivon): a warm-up task of one
+// epoch, then a timed task of enough epochs over `batches` distinct batches for cfg.steps
+// steps (seconds from the learner's TaskCost: training only, no boundary work, no
+// evaluation; method finetune, so no regularizer).
+double learner_ms_per_step(const std::string& optimizer, const Config& cfg, const torch::Device& device) {
+  using namespace kprior;
+  const int64_t batches = 4;
+  torch::manual_seed(2);
+  auto make_task = [&](int64_t id) {
+    data::Task t;
+    t.id = id;
+    t.name = "synthetic-" + std::to_string(id);
+    for (int64_t c = 0; c < cfg.classes; ++c) t.classes.push_back(c);
+    const auto opts = torch::TensorOptions().device(device);
+    t.train = {torch::randn({batches * cfg.batch, 3, cfg.size, cfg.size}, opts),
+               torch::randint(0, cfg.classes, {batches * cfg.batch}, opts.dtype(torch::kLong))};
+    t.test = {t.train.inputs.slice(0, 0, 1), t.train.targets.slice(0, 0, 1)};
+    return t;
+  };
+  auto model = nn::ResNet18(nn::ResNetStem::ImageNet, cfg.classes);
+  model->to(device);
+  const auto kind = optimizer == "ivon" ? train::OptimizerKind::IVON : train::OptimizerKind::SGD;
+  auto options = train::LearnerOptions()
+                     .optimizer(kind)
+                     .lr(kind == train::OptimizerKind::IVON ? 0.1 : 0.01)
+                     .batch_size(cfg.batch)
+                     .memory_per_task(0)
+                     .precision(cfg.bf16 ? nn::Precision::BFloat16 : nn::Precision::Float32)
+                     .memory_format(cfg.channels_last ? nn::MemoryFormat::ChannelsLast : nn::MemoryFormat::Contiguous);
+  train::ContinualLearner warm(model.ptr(), regularize::make_regularizers("finetune", {}), options.epochs(1));
+  warm.observe(make_task(0));
+  const int64_t epochs = std::max<int64_t>(1, (cfg.steps + batches - 1) / batches);
+  train::ContinualLearner learner(model.ptr(), regularize::make_regularizers("finetune", {}), options.epochs(epochs));
+  learner.observe(make_task(0));
+  return 1000.0 * learner.costs().back().train_seconds / static_cast<double>(epochs * batches);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -188,6 +234,7 @@ int main(int argc, char** argv) {
   const Config cfg = parse(argc, argv);
   const torch::Device device(cfg.device);
   const int threads = kprior::set_threads(cfg.threads);
+  kprior::reuse_large_allocations();  // as kprior-run does: no page-fault churn on the CPU
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);
 
   // One synthetic batch, made once on the device: inputs ~ N(0, 1), labels uniform.
@@ -244,6 +291,21 @@ int main(int argc, char** argv) {
     fmt::print("{:<9} {:>10.1f} {:>9.2f} {:>8} {:>7.1f}% {:>11.4g}\n", r.name,
                1000.0 * cfg.batch / ms, ms, ratio, 100.0 * spread, last_loss[k]);
   }
+  std::vector<std::pair<std::string, double>> learner_rows;
+  if (cfg.learner) {
+    fmt::print("\nthrough train::ContinualLearner (kprior-run's loop), {} steps each:\n", cfg.steps);
+    fmt::print("{:<14} {:>10} {:>9} {:>16}\n", "optimizer", "img/s", "ms/step", "vs bare loop");
+    for (const std::string name : {"sgd", "ivon"}) {
+      double bare = 0;
+      for (const auto& r : runners) {
+        if (r.name == name) bare = median(r.ms_per_step);
+      }
+      const double ms = learner_ms_per_step(name, cfg, device);
+      learner_rows.emplace_back(name, ms);
+      fmt::print("{:<14} {:>10.1f} {:>9.2f} {:>16}\n", "learner-" + name, 1000.0 * cfg.batch / ms, ms,
+                 bare > 0 ? fmt::format("{:.3f}x", bare / ms) : "-");
+    }
+  }
   // Machine-readable lines (one per row) for scripts.
   for (const auto& r : runners) {
     const double ms = median(r.ms_per_step);
@@ -253,6 +315,12 @@ int main(int argc, char** argv) {
                r.name, 1000.0 * cfg.batch / ms, ms, sgd_ms > 0 ? sgd_ms / ms : 0.0, cfg.device,
                cfg.batch, cfg.size, cfg.bf16 ? 1 : 0, cfg.channels_last ? 1 : 0, cfg.steps,
                cfg.rounds);
+  }
+  for (const auto& [name, ms] : learner_rows) {
+    fmt::print("RESULT bench=throughput optimizer=learner-{} img_per_s={:.1f} ms_per_step={:.3f} "
+               "ratio_to_sgd={:.4f} device={} batch={} size={} bf16={} channels_last={} steps={}\n",
+               name, 1000.0 * cfg.batch / ms, ms, sgd_ms > 0 ? sgd_ms / ms : 0.0, cfg.device, cfg.batch,
+               cfg.size, cfg.bf16 ? 1 : 0, cfg.channels_last ? 1 : 0, cfg.steps);
   }
   return 0;
 }

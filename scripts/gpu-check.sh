@@ -5,7 +5,8 @@
 #      bf16 autocast against its oracle; channels-last ResNet-18 on CUDA = contiguous (float64
 #      weights vs the CPU; fp32 NHWC activations vs NCHW on the GPU); bf16 vs fp32),
 #   2. issue #8's benchmark: ResNet-18 training images/s, IVON vs SGD vs AdamW, bf16 autocast
-#      + channels-last (then fp32, and bf16 without channels-last, as time allows),
+#      + channels-last, and SGD and IVON through the ContinualLearner (kprior-run's loop) against
+#      the bare loop (then fp32, and bf16 without channels-last, as time allows),
 #   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (fp32 and bf16; and on
 #      the CPU), on generated fixtures split-cifar (CifarNet) and a streamed split-tinyimagenet
 #      with ResNet-18 + FROMP (both bf16, channels-last),
@@ -90,7 +91,7 @@ need "$tests" && run_step cuda-tests 180 "$tests" "[cuda]"
 
 # ---- 2. issue #8: ResNet-18 throughput ----------------------------------------------------------
 if need "$bench"; then
-  run_step bench-bf16-cl 150 "$bench" --device cuda --bf16 --channels-last --steps 50 --warmup 15 --rounds 3
+  run_step bench-bf16-cl 150 "$bench" --device cuda --bf16 --channels-last --steps 50 --warmup 15 --rounds 3 --learner
 fi
 
 # ---- 3. kprior-run FROMP on split-MNIST (GPU) ---------------------------------------------------
