@@ -108,6 +108,23 @@ bool all_batchnorms_training(torch::nn::Module& model, bool training) {
   return ok;
 }
 
+// A two-class task on `inputs` (alternating labels) learned by `model`: its boundary in eval
+// mode selects 4 memorable points (Tr Λ) into `memories` and sets up `fromp`'s kernels with
+// all variances 1e-3.
+void fromp_boundary(nn::TapedModule& model, const torch::Tensor& inputs, std::vector<memory::TaskMemory>& memories,
+                    regularize::FROMP& fromp) {
+  model.eval();
+  data::Task task;
+  task.id = 0;
+  task.classes = {0, 1};
+  task.train.inputs = inputs;
+  task.train.targets = torch::arange(inputs.size(0), torch::kLong) % 2;
+  memories = {memory::select_memory(model, task, 4, memory::Selection::LambdaTrace, 0)};
+  std::vector<torch::Tensor> variances;
+  for (const auto& p : model.parameters()) variances.push_back(torch::full_like(p, 1e-3));
+  fromp.end_task({model, task, memories, variances, {}});
+}
+
 }  // namespace
 
 TEST_CASE("ResNet-18 on the tape: eval mode only, every parameter taped, forward unchanged", "[nn]") {
@@ -165,18 +182,9 @@ TEST_CASE("FROMP's penalty evaluates ResNet-18's BatchNorm on running statistics
   torch::manual_seed(4);
   auto model = std::make_shared<nn::ResNet18Impl>(ResNetStem::Cifar, 2, 1);
   warm_running_statistics(*model, {8, 1, 8, 8});
-  model->eval();
-  data::Task task;
-  task.id = 0;
-  task.classes = {0, 1};
-  task.train.inputs = torch::randn({8, 1, 8, 8});
-  task.train.targets = torch::arange(8, torch::kLong) % 2;
-  const std::vector<memory::TaskMemory> memories{
-      memory::select_memory(*model, task, 4, memory::Selection::LambdaTrace, 0)};
-  std::vector<torch::Tensor> variances;
-  for (const auto& p : model->parameters()) variances.push_back(torch::full_like(p, 1e-3));
+  std::vector<memory::TaskMemory> memories;
   regularize::FROMP fromp;
-  fromp.end_task({*model, task, memories, variances, {}});
+  fromp_boundary(*model, torch::randn({8, 1, 8, 8}), memories, fromp);
   // In train mode (as during training) at the boundary's parameters: m(w) = m̄, no penalty,
   // and the memory's forward leaves the running statistics and every module's mode alone.
   model->train();
@@ -224,18 +232,9 @@ TEST_CASE("FROMP's penalty evaluates CifarNet's memory without dropout, as at th
   // with dropout (0.25, 0.25, 0.5).
   torch::manual_seed(6);
   auto model = std::make_shared<nn::CifarNetImpl>(2, 3);
-  model->eval();
-  data::Task task;
-  task.id = 0;
-  task.classes = {0, 1};
-  task.train.inputs = torch::randn({8, 3, 32, 32});
-  task.train.targets = torch::arange(8, torch::kLong) % 2;
-  const std::vector<memory::TaskMemory> memories{
-      memory::select_memory(*model, task, 4, memory::Selection::LambdaTrace, 0)};
-  std::vector<torch::Tensor> variances;
-  for (const auto& p : model->parameters()) variances.push_back(torch::full_like(p, 1e-3));
+  std::vector<memory::TaskMemory> memories;
   regularize::FROMP fromp;
-  fromp.end_task({*model, task, memories, variances, {}});
+  fromp_boundary(*model, torch::randn({8, 3, 32, 32}), memories, fromp);
   model->train();
   for (int step = 0; step < 3; ++step) CHECK(fromp.penalty(*model, 8).item<double>() < 1e-12);
   for (const auto& m : model->modules(/*include_self=*/true)) CHECK(m->is_training());  // restored
