@@ -23,6 +23,9 @@ void decode_png(const std::vector<uint8_t>& bytes, const std::string& name, RgbI
   }
   // RGBA, not RGB: asked for RGB, libpng would composite the alpha onto a background.
   image.format = PNG_FORMAT_RGBA;
+  // 16-bit samples without a gAMA/sRGB chunk are taken as sRGB-encoded (libpng would assume
+  // linear and gamma-encode them, brightening mid-tones: 0.5 would become ~0.73).
+  image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
   std::vector<uint8_t> rgba(PNG_IMAGE_SIZE(image));
   if (png_image_finish_read(&image, nullptr, rgba.data(), 0, nullptr) == 0) {
     const std::string message = image.message;

@@ -115,7 +115,9 @@ torch::Tensor output_mask(const Task& task, int64_t num_outputs) {
 }
 
 torch::Tensor head_columns(const std::vector<int64_t>& columns, const torch::Device& device) {
-  if (device.is_cpu()) return torch::tensor(columns, torch::kLong);  // no copy to save
+  // No copy to save on the CPU; a device without an index means "the current one", which
+  // may change, so it is not cached.
+  if (device.is_cpu() || !device.has_index()) return torch::tensor(columns, torch::kLong).to(device);
   // A process-wide cache: one small tensor per head and device (a run has a few dozen).
   static std::mutex mutex;
   static std::map<std::pair<std::string, std::vector<int64_t>>, torch::Tensor> cache;

@@ -194,8 +194,11 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
       auto batch = source.batch(b);
       if (prepare) prepare(batch);
       if (batch.inputs.device() != device) {  // streamed batches arrive on the CPU
+        // From page-locked memory all three copies are asynchronous; a copy from pageable
+        // memory would wait for the device's queue (the targets and indices are small).
         const bool async = device.is_cuda() && batch.inputs.is_pinned();
-        batch = {batch.inputs.to(device, async), batch.targets.to(device), batch.indices.to(device)};
+        const auto move = [&](const torch::Tensor& t) { return async ? t.pin_memory().to(device, true) : t.to(device); };
+        batch = {move(batch.inputs), move(batch.targets), move(batch.indices)};
       }
       sum.add_(train_step([&] { return loss_of(batch); }).to(torch::kFloat64));
     }
