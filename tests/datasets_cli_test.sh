@@ -1,8 +1,9 @@
 #!/bin/sh
 # kprior-run on the image benchmarks, end to end on tiny fixtures written in the real formats:
 # split-cifar (CIFAR-10 + CIFAR-100 binary files, CifarNet, FROMP with IVON) and split-tinyimagenet (a
-# JPEG tree in TinyImageNet's layout, training streamed from the files) and split-h5 (an HDF5
-# array file); ResNet-18 with FROMP; model/data combinations that cannot work are refused.
+# JPEG tree in TinyImageNet's layout, training streamed from the files), split-imagenet (an
+# ImageFolder tree, 224x224) and split-h5 (an HDF5 array file); ResNet-18 with FROMP; bf16 and
+# channels-last; model/data combinations that cannot work are refused.
 # Usage: datasets_cli_test.sh BIN_DIR FIXTURE_WRITER SCRATCH_DIR
 set -u
 bin=$1/kprior-run
@@ -13,6 +14,7 @@ rm -rf "$scratch"
 mkdir -p "$scratch"
 "$writer" cifar "$scratch/data" || { echo "FAIL: fixture writer (cifar)"; exit 1; }
 "$writer" tiny "$scratch/data" || { echo "FAIL: fixture writer (tiny)"; exit 1; }
+"$writer" imagenet "$scratch/data" || { echo "FAIL: fixture writer (imagenet)"; exit 1; }
 "$writer" h5 "$scratch/h5" || { echo "FAIL: fixture writer (h5)"; exit 1; }
 common="--data-dir $scratch/data --epochs 1 --batch-size 32 --threads 1"
 # FROMP with IVON: the kernels linearize CifarNet at every boundary (IVON's posterior spares
@@ -28,6 +30,11 @@ grep -q '"epochs": 1' "$scratch/cifar/results.json" || { echo "FAIL: results.jso
 expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bin" --tasks split-tinyimagenet $common \
   --model mlp --hidden 16 --method replay --memory-per-task 2 --out "$scratch/tiny"
 [ -s "$scratch/tiny/results.json" ] || { echo "FAIL: split-tinyimagenet: results.json not written"; fail=1; }
+# split-imagenet: an ImageFolder tree, classes in the documented shuffled order, training
+# streamed at 224x224 (random-resized crops of the upscaled 16x16 files), val centre crops.
+expect 0 "split-imagenet (10 tasks), method replay.*MLP 150528,8,20" -- "$bin" --tasks split-imagenet $common \
+  --model mlp --hidden 8 --method replay --memory-per-task 2 --stop-after-task 2 --out "$scratch/imagenet"
+printf '%s' "$out" | grep -q "after task 2: accuracy" || { echo "FAIL: split-imagenet did not evaluate task 2: $out"; fail=1; }
 expect 0 "split-h5 (2 tasks), method fromp.*MLP 10,256,256,4" -- "$bin" --tasks split-h5 --data-dir "$scratch/h5/data.h5" \
   --epochs 1 --threads 1 --memory-per-task 10 --out "$scratch/h5run"
 [ -s "$scratch/h5run/results.json" ] || { echo "FAIL: split-h5: results.json not written"; fail=1; }

@@ -3,6 +3,8 @@
 //                                    (1 per class) under DIR/cifar-10-batches-bin, DIR/cifar-100-binary
 //   make_dataset_fixture tiny DIR    a TinyImageNet-layout JPEG tree of 20 classes (2 training
 //                                    and 1 validation image each) in DIR/tiny-imagenet-200
+//   make_dataset_fixture imagenet DIR an ImageNet-layout (ImageFolder) JPEG tree of 20 classes
+//                                    (2 training and 1 validation image each) in DIR/imagenet
 //   make_dataset_fixture h5 DIR      an HDF5 array file DIR/data.h5: 80 examples, 10 features,
 //                                    4 classes, 2 per task
 #include <cstdio>
@@ -12,7 +14,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: make_dataset_fixture cifar|tiny|h5 DIR\n");
+    std::fprintf(stderr, "usage: make_dataset_fixture cifar|tiny|imagenet|h5 DIR\n");
     return 2;
   }
   const std::string kind = argv[1], dir = argv[2];
@@ -21,6 +23,8 @@ int main(int argc, char** argv) {
     kprior::testing::write_cifar100_fixture(dir, 1);
   } else if (kind == "tiny") {
     kprior::testing::write_jpeg_tree(dir + "/tiny-imagenet-200", 20, 2, 1, true, 16);
+  } else if (kind == "imagenet") {
+    kprior::testing::write_jpeg_tree(dir + "/imagenet", 20, 2, 1, false, 16);
   } else if (kind == "h5") {
     std::filesystem::create_directories(dir);
     kprior::testing::write_h5_fixture(dir + "/data.h5", 80, 10, 4, 2);
