@@ -13,7 +13,11 @@
 
 #include "blobs.h"
 #include "catch.h"
+#include "dataset_fixtures.h"
+#include "temp_dir.h"
 #include "kprior/checkpoint/tree.h"
+#include "kprior/data/image_folder.h"
+#include "kprior/data/image_loader.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/nn/lenet5.h"
 #include "kprior/nn/memory_format.h"
@@ -298,5 +302,30 @@ TEST_CASE("bf16 autocast and channels-last on CUDA", "[cuda]") {
     const auto pred = bf16->predict(seq.tasks[0].test.inputs, seq.tasks[0]);
     CHECK_FALSE(pred.probs.to(torch::kBFloat16).to(torch::kFloat).equal(pred.probs));  // fp32 evaluation
     CHECK(torch::isfinite(pred.variance).all().item<bool>());
+  }
+}
+
+TEST_CASE("streamed JPEG batches come in page-locked memory and equal the unpinned ones", "[cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  kprior::testing::TempDir tmp;
+  kprior::testing::write_jpeg_tree(tmp.path().string(), 3, 4, 1, false, 16);
+  const auto list = data::scan_image_folder((tmp.path() / "train").string());
+  data::ImageTransform transform;
+  transform.size = 32;
+  transform.augment = true;
+  data::ImageBatchLoader plain(list, transform, 4, true, 3), pinned(list, transform, 4, true, 3);
+  pinned.pin_batches();
+  plain.set_epoch(1);
+  pinned.set_epoch(1);
+  for (int64_t b = 0; b < plain.num_batches(); ++b) {
+    const auto a = plain.batch(b), p = pinned.batch(b);
+    CHECK(p.inputs.is_pinned());
+    CHECK_FALSE(a.inputs.is_pinned());
+    CHECK(p.inputs.equal(a.inputs));  // same decoding and augmentation, other memory
+    CHECK(p.targets.equal(a.targets));
+    CHECK(p.inputs.to(torch::kCUDA, /*non_blocking=*/true).cpu().equal(a.inputs));
   }
 }
