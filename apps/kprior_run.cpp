@@ -403,16 +403,9 @@ int main(int argc, char** argv) {
                        .hess_beta(ivon_beta2)
                        .precision(precision);
     options.validate();
-    bool needs_memory = false;
-    if (method != "joint") {
-      // Validate names and memory needs before loading any data.
-      for (const auto& r : regularize::make_regularizers(method, ms)) {
-        needs_memory = needs_memory || r->needs_memory();
-        if (r->needs_memory() && options.memory_per_task() == 0) {
-          throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
-        }
-      }
-    }
+    // Validate names and memory needs before loading any data.
+    const bool needs_memory =
+        method != "joint" && regularize::needs_memory(regularize::make_regularizers(method, ms), options.memory_per_task());
     if (example_scores && method == "joint") {
       throw UsageError("--example-scores scores each task at its boundary; joint training has none");
     }

@@ -6,6 +6,15 @@
 
 namespace kprior::regularize {
 
+bool needs_memory(const std::vector<std::unique_ptr<Regularizer>>& regs, int64_t memory_per_task) {
+  for (const auto& r : regs) {
+    if (!r->needs_memory()) continue;
+    if (memory_per_task == 0) throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
+    return true;
+  }
+  return false;
+}
+
 torch::Tensor memory_head_logits(nn::TapedModule& model, const memory::TaskMemory& m) {
   return model.forward(m.inputs).index_select(1, data::head_columns(m.classes, m.inputs.device()));
 }

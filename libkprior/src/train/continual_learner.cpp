@@ -104,11 +104,7 @@ ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
     : model_(std::move(model)), regs_(std::move(regularizers)), options_(options),
       callbacks_(std::move(callbacks)) {
   options_.validate();
-  for (const auto& r : regs_) {
-    if (r->needs_memory() && options_.memory_per_task() == 0) {
-      throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
-    }
-  }
+  needs_memory_ = regularize::needs_memory(regs_, options_.memory_per_task());
   const bool cuda = !model_->parameters().empty() && model_->parameters().front().is_cuda();
   if (nn::resolve_memory_format(options_.memory_format(), *model_, cuda) == nn::MemoryFormat::ChannelsLast) {
     nn::to_channels_last(*model_);  // before the optimizer: its state takes the weights' layout
@@ -229,9 +225,7 @@ void ContinualLearner::observe(const data::Task& task) {
     throw UsageError("observe: expected task " + std::to_string(tasks_) + ", got task " +
                      std::to_string(task.id));
   }
-  bool needs_memory = false;
-  for (const auto& r : regs_) needs_memory = needs_memory || r->needs_memory();
-  if (needs_memory) check_memory_fits(options_.memory_per_task(), task);  // before hours of training
+  if (needs_memory_) check_memory_fits(options_.memory_per_task(), task);  // before hours of training
   if (dynamic_cast<optim::IVON*>(optimizer_.get()) == nullptr) {
     // Adam and SGD start each task with fresh moments (the published FROMP protocol); IVON
     // keeps its state: its Hessian estimate is the posterior carried into the next task.
@@ -304,11 +298,8 @@ std::vector<torch::Tensor> ContinualLearner::laplace_boundary_variances(const da
 }
 
 void ContinualLearner::end_task(const data::Task& task) {
-  bool want_memory = false, want_variances = options_.selection() == memory::Selection::MPE;
-  for (const auto& r : regs_) {
-    want_memory = want_memory || r->needs_memory();
-    want_variances = want_variances || r->needs_variances();
-  }
+  bool want_variances = options_.selection() == memory::Selection::MPE;
+  for (const auto& r : regs_) want_variances = want_variances || r->needs_variances();
   std::vector<torch::Tensor> variances, precision;
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
     // One read of IVON's posterior serves both the variances and the precision.
@@ -317,7 +308,7 @@ void ContinualLearner::end_task(const data::Task& task) {
   } else if (want_variances) {
     variances = laplace_boundary_variances(task);
   }
-  if (want_memory && options_.memory_per_task() > 0) {
+  if (needs_memory_) {
     memories_.push_back(memory::select_memory(*model_, task, options_.memory_per_task(),
                                               options_.selection(),
                                               mix_seed(options_.seed(), 7000 + static_cast<uint64_t>(task.id)),

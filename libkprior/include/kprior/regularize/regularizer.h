@@ -49,6 +49,10 @@ class Regularizer {
                           const std::vector<memory::TaskMemory>& memories) = 0;
 };
 
+/// Whether any of `regs` needs a memory of past tasks; throws UsageError naming the first one
+/// that does when `memory_per_task` is 0.
+bool needs_memory(const std::vector<std::unique_ptr<Regularizer>>& regs, int64_t memory_per_task);
+
 /// The logits of `m`'s head for its remembered inputs.
 torch::Tensor memory_head_logits(nn::TapedModule& model, const memory::TaskMemory& m);
 

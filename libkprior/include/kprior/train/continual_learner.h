@@ -172,6 +172,7 @@ class ContinualLearner {
 
   std::shared_ptr<nn::TapedModule> model_;
   std::vector<std::unique_ptr<regularize::Regularizer>> regs_;
+  bool needs_memory_ = false;  // some regularizer keeps a memory (and memory_per_task > 0)
   LearnerOptions options_;
   Callbacks callbacks_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
