@@ -5,6 +5,8 @@
 #include <png.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -361,6 +363,54 @@ TEST_CASE("JPEG trees: a PNG named .JPEG decodes as PNG (grey replicated, alpha 
     std::ofstream(tmp.file("cut.JPEG"), std::ios::binary).write(bytes.data(), 60);
   }
   CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("cut.JPEG")); }), Contains("cut.JPEG: cannot decode PNG"));
+}
+
+namespace {
+
+// Writes a 16-bit RGB PNG with libpng's low-level API and no gAMA/sRGB chunk, as most 16-bit
+// photos are stored (the simplified API would only write 16-bit data as linear, with gAMA 1.0).
+void write_png16(const std::string& path, uint32_t width, uint32_t height, const std::vector<uint16_t>& rgb) {
+  FILE* file = std::fopen(path.c_str(), "wb");
+  REQUIRE(file != nullptr);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_init_io(png, file);
+  png_set_IHDR(png, info, width, height, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  std::vector<uint8_t> row(6 * width);
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t i = 0; i < 3 * width; ++i) {  // PNG stores 16-bit samples big-endian
+      const uint16_t v = rgb[3 * width * y + i];
+      row[2 * i] = static_cast<uint8_t>(v >> 8);
+      row[2 * i + 1] = static_cast<uint8_t>(v & 0xFF);
+    }
+    png_write_row(png, row.data());
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(file);
+}
+
+}  // namespace
+
+TEST_CASE("JPEG trees: a 16-bit PNG decodes to its samples scaled to 8 bits, not gamma-encoded", "[datasets]") {
+  TempDir tmp;
+  // Samples across the range; 0x8000 is where gamma-encoding as if linear would show most
+  // (0.5 -> ~0.73, 186 instead of 128).
+  const std::vector<uint16_t> samples = {0, 0x8000, 65535, 0x1234, 0x4000, 0xC000, 257, 0x7FFF, 0xFF00};
+  write_png16(tmp.file("deep.JPEG"), 3, 1, samples);
+  const auto decoded = decode_jpeg(tmp.file("deep.JPEG"));
+  REQUIRE(decoded.height == 1);
+  REQUIRE(decoded.width == 3);
+  REQUIRE(decoded.pixels.size() == samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    // Oracle: the sample's fraction of full scale in 8 bits (PIL keeps the high byte, which
+    // differs by at most one).
+    const double expected = samples[i] * 255.0 / 65535.0;
+    INFO("sample " << samples[i] << " decoded " << int(decoded.pixels[i]) << " expected " << expected);
+    CHECK(std::abs(decoded.pixels[i] - expected) <= 1.0);
+  }
 }
 
 TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming the file", "[datasets]") {
