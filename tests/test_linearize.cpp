@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "catch.h"
 #include "kprior/core/error.h"
@@ -237,6 +239,63 @@ TEST_CASE("memorable-example scores and per-class selection on hand-made numbers
   CHECK(r.min().item<double>() >= 0.0);
   CHECK(r.max().item<double>() < 1.0);
   CHECK(std::abs(r.mean().item<double>() - 0.5) < 0.05);
+}
+
+TEST_CASE("class quotas: equal shares, a small class's unused slots go to the others", "[memory]") {
+  // Oracle: hand out one slot at a time to the class with room that has the fewest so far
+  // (ties to the first class) — the most balanced split, built independently.
+  const auto one_at_a_time = [](const std::vector<int64_t>& counts, int64_t total) {
+    std::vector<int64_t> q(counts.size(), 0);
+    for (int64_t slot = 0; slot < total; ++slot) {
+      int best = -1;
+      for (size_t k = 0; k < counts.size(); ++k) {
+        if (q[k] < counts[k] && (best < 0 || q[k] < q[best])) best = static_cast<int>(k);
+      }
+      if (best < 0) break;
+      ++q[best];
+    }
+    return q;
+  };
+  CHECK(memory::class_quotas({10, 10}, 7) == std::vector<int64_t>{4, 3});  // as before: remainder first
+  CHECK(memory::class_quotas({2, 10}, 6) == std::vector<int64_t>{2, 4});   // the small class gives all
+  CHECK(memory::class_quotas({0, 3, 9}, 10) == std::vector<int64_t>{0, 3, 7});
+  CHECK(memory::class_quotas({1, 2}, 5) == std::vector<int64_t>{1, 2});    // fewer than asked: all
+  CHECK(memory::class_quotas({}, 5).empty());
+  CHECK_THROWS_AS(memory::class_quotas({3}, -1), UsageError);
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<int64_t> counts(1 + rng() % 7);
+    int64_t sum = 0;
+    for (auto& c : counts) sum += (c = rng() % 12);
+    const int64_t total = rng() % 60;
+    const auto q = memory::class_quotas(counts, total);
+    INFO("trial " << trial << " total " << total);
+    REQUIRE(q == one_at_a_time(counts, total));
+    CHECK(std::accumulate(q.begin(), q.end(), int64_t{0}) == std::min(total, sum));
+  }
+}
+
+TEST_CASE("a class-imbalanced task still gets the memory asked for, best scores per class", "[memory]") {
+  torch::manual_seed(12);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{5, 6, 4}, nn::Activation::Tanh);
+  model->to(torch::kFloat64);
+  model->eval();
+  data::Task task;
+  task.id = 0;
+  task.classes = {2, 0};
+  task.train.inputs = torch::randn({12, 5}, torch::kFloat64);
+  task.train.targets = torch::tensor({0, 0, 2, 0, 0, 0, 0, 0, 0, 2, 0, 0});  // class 2: two examples
+  const auto m = memory::select_memory(*model, task, 6, memory::Selection::Random, 4);
+  REQUIRE(m.size() == 6);
+  CHECK(m.labels.eq(2).sum().item<int64_t>() == 2);
+  CHECK(m.labels.eq(0).sum().item<int64_t>() == 4);
+  // The four of class 0 are its four highest random scores.
+  const auto r = memory::random_scores(12, 4);
+  const auto members = task.train.targets.eq(0).nonzero().view(-1);
+  const auto top = std::get<1>(r.index_select(0, members).topk(4));
+  const auto expected = std::get<0>(members.index_select(0, top).sort());
+  const auto taken = m.indices.masked_select(m.labels.eq(0));
+  CHECK(torch::equal(std::get<0>(taken.sort()), expected));
 }
 
 TEST_CASE("per-example scores of a task equal their oracle; the memory knows its examples", "[memory]") {

@@ -38,14 +38,20 @@ TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t
     const auto s = score_examples(model, task, how == Selection::MPE ? variances : std::vector<torch::Tensor>{});
     scores = (how == Selection::LambdaTrace ? s.lambda_trace : s.mpe).to(x.device());
   }
-  // per_task / C per class; the remainder goes one each to the first classes.
+  // An equal share per class, as balanced as the class counts allow (class_quotas).
   const auto c = static_cast<int64_t>(task.classes.size());
+  std::vector<torch::Tensor> members_of(c);
+  std::vector<int64_t> counts(c);
+  for (int64_t k = 0; k < c; ++k) {
+    members_of[k] = local.eq(k).nonzero().view(-1);
+    counts[k] = members_of[k].size(0);
+  }
+  const auto quotas = class_quotas(counts, per_task);
   std::vector<int64_t> chosen;
   for (int64_t k = 0; k < c; ++k) {
-    const int64_t quota = per_task / c + (k < per_task % c ? 1 : 0);
-    const auto members = local.eq(k).nonzero().view(-1);
+    const auto& members = members_of[k];
     const auto picked = select_top_per_class(scores.index_select(0, members),
-                                             torch::zeros({members.size(0)}, torch::kLong), quota);
+                                             torch::zeros({members.size(0)}, torch::kLong), quotas[k]);
     for (int64_t i : picked) chosen.push_back(members[i].item<int64_t>());
   }
   const auto idx = torch::tensor(chosen, torch::kLong);

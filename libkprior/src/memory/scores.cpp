@@ -55,4 +55,42 @@ std::vector<int64_t> select_top_per_class(const torch::Tensor& scores, const tor
   return chosen;
 }
 
+std::vector<int64_t> class_quotas(const std::vector<int64_t>& counts, int64_t total) {
+  if (total < 0) throw UsageError("class_quotas: total must be >= 0");
+  std::vector<int64_t> quota(counts.size(), 0);
+  std::vector<size_t> open;  // classes not yet capped by their count
+  for (size_t k = 0; k < counts.size(); ++k) {
+    if (counts[k] < 0) throw UsageError("class_quotas: counts must be >= 0");
+    if (counts[k] > 0) open.push_back(k);
+  }
+  int64_t left = total;
+  // Water-filling: cap every class whose count is below the current share, then share what
+  // is left among the rest; at most |classes| rounds, as each removes a class or ends.
+  while (!open.empty() && left > 0) {
+    const auto n = static_cast<int64_t>(open.size());
+    std::vector<size_t> still_open;
+    for (size_t j = 0; j < open.size(); ++j) {
+      const auto k = open[j];
+      const int64_t share = left / n + (static_cast<int64_t>(j) < left % n ? 1 : 0);
+      if (counts[k] <= share) {
+        quota[k] = counts[k];
+      } else {
+        still_open.push_back(k);
+      }
+    }
+    if (still_open.size() == open.size()) {  // nobody capped: hand out the shares
+      for (size_t j = 0; j < open.size(); ++j) {
+        quota[open[j]] = left / n + (static_cast<int64_t>(j) < left % n ? 1 : 0);
+      }
+      return quota;
+    }
+    left = total;
+    for (size_t k = 0; k < counts.size(); ++k) {
+      if (std::find(still_open.begin(), still_open.end(), k) == still_open.end()) left -= quota[k];
+    }
+    open = std::move(still_open);
+  }
+  return quota;
+}
+
 }  // namespace kprior::memory

@@ -18,7 +18,7 @@ std::vector<std::string> benchmark_names();
 ///   split-cifar     CIFAR-10 (task 1, classes 0–9), then 5 tasks of 10 CIFAR-100 classes: the
 ///                   fine classes 0–49 in label order, as global classes 10–59; 60 outputs,
 ///                   6 heads of 10 (the published split CIFAR, METHODS.md §4);
-///                   CIFAR-10 normalised by its own channel statistics, CIFAR-100 by its own;
+///                   pixels scaled to [0, 1], not normalised (the published ToTensor());
 ///   split-cifar100  10 tasks of 10 consecutive CIFAR-100 fine classes, 100 outputs;
 ///   split-tinyimagenet  10 tasks of 20 consecutive classes (C/10 for a tree of C classes),
 ///                   64x64 images, C outputs;

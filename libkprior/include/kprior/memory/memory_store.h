@@ -30,8 +30,9 @@ struct TaskMemory {
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 
-/// Picks `per_task` examples of `task`'s training data (per_task / |classes| per class,
-/// remainder to the smallest classes first) by the score `how`. `variances` (aligned with
+/// Picks `per_task` examples of `task`'s training data (per_task / |classes| per class, the
+/// remainder one each to the first classes of the head; a class with fewer examples gives all
+/// it has and the others fill its slots: memory::class_quotas) by the score `how`. `variances` (aligned with
 /// model.parameters()) are needed for MPE only. Soft targets are filled in.
 TaskMemory select_memory(nn::TapedModule& model, const data::Task& task, int64_t per_task,
                          Selection how, uint64_t seed,

@@ -27,4 +27,11 @@ torch::Tensor random_scores(int64_t n, uint64_t seed);
 std::vector<int64_t> select_top_per_class(const torch::Tensor& scores, const torch::Tensor& labels,
                                           int64_t per_class);
 
+/// How many of `total` memory slots each class gets, given each class's example count: an
+/// equal share (the remainder one each to the first classes with room), where a class with
+/// fewer examples than its share gives all it has and its unused slots are shared among the
+/// others. The quotas sum to min(total, Σ counts): a class-imbalanced task still gets the
+/// memory size asked for, as balanced as its classes allow.
+std::vector<int64_t> class_quotas(const std::vector<int64_t>& counts, int64_t total);
+
 }  // namespace kprior::memory
