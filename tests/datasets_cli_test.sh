@@ -67,5 +67,11 @@ expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar
 expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $common --hidden 10
 expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg
 expect 1 "cifar-100-binary: not found" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/missing"
+# A class without val images would leave its task's accuracy to the others: refused at load.
+cp -r "$scratch/data/tiny-imagenet-200" "$scratch/noval"
+grep -v "n00000003" "$scratch/noval/val/val_annotations.txt" > "$scratch/noval/val/annotations" &&
+  mv "$scratch/noval/val/annotations" "$scratch/noval/val/val_annotations.txt"
+expect 1 "noval/val: no val examples of 1 class (n00000003); every class needs val examples" -- \
+  "$bin" --tasks split-tinyimagenet --data-dir "$scratch/noval" --threads 1 --out "$scratch/noval-run"
 [ $fail -eq 0 ] && echo "kprior-run image datasets: all checks passed"
 exit $fail

@@ -424,6 +424,14 @@ TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming 
   }
   CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("bad.jpg")); }), Contains("bad.jpg: cannot decode JPEG"));
   CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("missing.jpg")); }), Contains("missing.jpg"));
+  // A truncated file is refused (libjpeg would fill the missing rows with grey), as PIL does.
+  const auto smooth = kprior::testing::smooth_image(40, 56);
+  write_jpeg(tmp.file("whole.jpg"), smooth, 90);
+  std::ifstream in(tmp.file("whole.jpg"), std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(tmp.file("cut.jpg"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() * 6 / 10));
+  CHECK(decode_jpeg(tmp.file("whole.jpg")).height == 40);
+  CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("cut.jpg")); }), Contains("cut.jpg: cannot decode JPEG: Premature end of JPEG file"));
 }
 
 TEST_CASE("image transforms: crop boxes, identity resampling, flips, normalisation", "[datasets]") {
@@ -781,4 +789,15 @@ TEST_CASE("split-h5: tasks of classes_per_task classes from an HDF5 array file",
   CHECK(torch::equal(seq.tasks[1].train.inputs.select(1, 0).to(torch::kLong), seq.tasks[1].train.targets));
   kprior::testing::write_h5_fixture(tmp.file("odd.h5"), 60, 3, 6, 4);
   CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("odd.h5"), 0); }), Contains("6 classes cannot form tasks of 4"));
+  // Test arrays without class 4: task 2's accuracy would silently leave it out.
+  kprior::testing::write_h5_fixture(tmp.file("gap.h5"), 60, 3, 6, 3);
+  {
+    H5::H5File f(tmp.file("gap.h5"), H5F_ACC_RDWR);
+    const std::vector<float> x(5 * 3, 0.5f);
+    const std::vector<int64_t> y{0, 1, 2, 3, 5};
+    kprior::testing::write_h5_array(f, "test_inputs", H5::PredType::IEEE_F32LE, {5, 3}, x, H5::PredType::NATIVE_FLOAT);
+    kprior::testing::write_h5_array(f, "test_targets", H5::PredType::STD_I64LE, {5}, y, H5::PredType::NATIVE_INT64);
+  }
+  CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("gap.h5"), 0); }),
+             Contains("gap.h5: no test examples of 1 class (4); every class needs test examples"));
 }

@@ -64,6 +64,9 @@ TEST_CASE("split sequence rejects bad groups", "[data]") {
   CHECK_THROWS_WITH(make_split_sequence("s", train, test, {{0, 12}}, 10),
                     Catch::Matchers::Contains("outside [0, 10)"));
   CHECK_THROWS_AS(make_split_sequence("s", train, test, {{}}, 10), kprior::UsageError);
+  const Dataset no_test{test.inputs.slice(0, 0, 0), test.targets.slice(0, 0, 0)};
+  CHECK_THROWS_WITH(make_split_sequence("s", train, no_test, {{0, 1}}, 10),
+                    Catch::Matchers::Contains("no test examples of classes 0/1"));
   CHECK_THROWS_AS(consecutive_groups(10, 3), kprior::UsageError);
 }
 

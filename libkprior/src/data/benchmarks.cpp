@@ -53,6 +53,37 @@ std::string find_image_root(const std::string& data_dir, const std::vector<std::
                   "not found: expected a folder with train/<class>/*.JPEG and val/ there or in " + data_dir);
 }
 
+// Throws FileError(`path`) naming the classes (by `names` where given) with no `split`
+// examples: a class without test examples would leave its task's accuracy to its other
+// classes (a task without any would be NaN), one without training examples could not be
+// learned.
+void require_every_class(const std::vector<int64_t>& labels, int64_t num_classes, const std::string& path,
+                         const std::string& split, const std::vector<std::string>& names = {}) {
+  std::vector<int64_t> count(static_cast<size_t>(num_classes), 0);
+  for (int64_t y : labels) {
+    if (y >= 0 && y < num_classes) ++count[static_cast<size_t>(y)];
+  }
+  std::string missing;
+  int64_t n_missing = 0;
+  for (int64_t c = 0; c < num_classes; ++c) {
+    if (count[static_cast<size_t>(c)] > 0) continue;
+    if (++n_missing <= 5) {
+      missing += (missing.empty() ? "" : ", ") +
+                 (names.empty() ? std::to_string(c) : names[static_cast<size_t>(c)]);
+    }
+  }
+  if (n_missing == 0) return;
+  throw FileError(path, "no " + split + " examples of " + std::to_string(n_missing) +
+                            (n_missing == 1 ? " class (" : " classes (") + missing +
+                            (n_missing > 5 ? ", ...)" : ")") + "; every class needs " + split + " examples");
+}
+
+void require_every_class(const Dataset& d, int64_t num_classes, const std::string& path, const std::string& split) {
+  const auto y = d.targets.to(torch::kCPU, torch::kLong).contiguous();
+  require_every_class(std::vector<int64_t>(y.data_ptr<int64_t>(), y.data_ptr<int64_t>() + y.numel()), num_classes,
+                      path, split);
+}
+
 // The first `per_class` images of each class, in the list's order.
 ImageList first_per_class(const ImageList& list, int64_t per_class) {
   std::map<int64_t, int64_t> count;
@@ -77,6 +108,7 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
   if (classes % 10 != 0) {
     throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size");
   }
+  require_every_class(tree.val.labels, classes, root + "/val", "val", tree.train.classes);
   const ImageList sample = first_per_class(tree.train, kBoundarySamplePerClass);
   // What stays in memory as float32 tensors; refuse what cannot fit rather than swap.
   const int64_t kept = sample.size() + tree.val.size();
@@ -127,6 +159,8 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
     const auto dir = resolve_dir(data_dir, name == "split-mnist" ? "mnist10k" : "fashion-mnist");
     const Dataset train = load_mnist_dir(dir, Split::Train);  // train first: errors name it
     const Dataset test = load_mnist_dir(dir, Split::Test);
+    require_every_class(train, 10, dir, "training");
+    require_every_class(test, 10, dir, "test");
     return make_split_sequence(name, train, test, consecutive_groups(10, 2), 10);
   }
   if (name == "permuted-mnist") {
@@ -139,12 +173,16 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
     // As published (Zenke et al. 2017; FROMP, METHODS.md §4): CIFAR-10 as task 1, then 5
     // tasks of 10 CIFAR-100 classes; one 60-wide output layer, 6 heads of 10 columns.
     const auto [train, test] = cifar10_then_cifar100(data_dir);
+    require_every_class(train, 60, data_dir, "training");
+    require_every_class(test, 60, data_dir, "test");
     return make_split_sequence(name, train, test, consecutive_groups(60, 10), 60);
   }
   if (name == "split-cifar100") {
     const auto dir = find_cifar100_dir(data_dir);
     const Dataset train = load_cifar100(dir, Split::Train, /*fine=*/true, /*normalize=*/false);  // as split-cifar
     const Dataset test = load_cifar100(dir, Split::Test, /*fine=*/true, /*normalize=*/false);
+    require_every_class(train, 100, dir, "training");
+    require_every_class(test, 100, dir, "test");
     return make_split_sequence(name, train, test, consecutive_groups(100, 10), 100);
   }
   if (name == "split-tinyimagenet") {
@@ -167,6 +205,8 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
       throw FileError(path, std::to_string(a.num_classes) + " classes cannot form tasks of " + std::to_string(per_task) +
                                 " (attribute classes_per_task)");
     }
+    require_every_class(a.train, a.num_classes, path, "training");
+    require_every_class(a.test, a.num_classes, path, a.split_from_inputs ? "test (split off inputs)" : "test");
     return make_split_sequence(name, a.train, a.test, consecutive_groups(a.num_classes, per_task), a.num_classes);
   }
   std::string known;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include <jpeglib.h>
+#include <jerror.h>
 
 #include "kprior/core/error.h"
 #include "png_decode.h"
@@ -31,6 +32,14 @@ void error_exit(j_common_ptr cinfo) {
 
 void no_output(j_common_ptr) {}  // warnings (e.g. extraneous bytes) are not errors
 
+// Warnings come through emit_message (level −1). A file that ends before its image does
+// (JWRN_JPEG_EOF; libjpeg would fill the rest with grey) is an error, as in PIL ("image file
+// is truncated"); other warnings (extraneous bytes, a corrupt segment libjpeg resynchronises
+// past) are not, as they are not in PIL either.
+void emit_message(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) error_exit(cinfo);
+}
+
 // Decodes into `out`; returns false with err.message set on failure. Plain C-style so that
 // the longjmp crosses no destructor.
 bool decode(const std::vector<uint8_t>& bytes, int64_t min_side, RgbImage& out, ErrorManager& err) {
@@ -38,6 +47,7 @@ bool decode(const std::vector<uint8_t>& bytes, int64_t min_side, RgbImage& out, 
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = error_exit;
   err.pub.output_message = no_output;
+  err.pub.emit_message = emit_message;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;

@@ -49,6 +49,9 @@ TaskSequence make_split_sequence(const std::string& name, const Dataset& train,
     if (task.train.size() == 0) {
       throw UsageError("split sequence '" + name + "': no training examples of classes " + label);
     }
+    if (task.test.size() == 0) {  // its accuracy would be NaN
+      throw UsageError("split sequence '" + name + "': no test examples of classes " + label);
+    }
     seq.tasks.push_back(std::move(task));
   }
   return seq;

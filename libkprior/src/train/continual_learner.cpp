@@ -220,6 +220,13 @@ void check_memory_fits(int64_t per_task, const data::Task& task) {
                    "; use a smaller --memory-per-task");
 }
 
+void ContinualLearner::seed_module_randomness(int64_t task_id) const {
+  // Dropout draws its masks from LibTorch's global generators (CPU and CUDA). Seeding them
+  // at the start of every task makes a run resumed at a task boundary draw the same masks as
+  // the uninterrupted run, without saving generator states in the checkpoint.
+  torch::manual_seed(mix_seed(options_.seed(), 8000 + static_cast<uint64_t>(task_id)));
+}
+
 void ContinualLearner::observe(const data::Task& task) {
   if (task.id != tasks_) {
     throw UsageError("observe: expected task " + std::to_string(tasks_) + ", got task " +
@@ -232,6 +239,7 @@ void ContinualLearner::observe(const data::Task& task) {
     optimizer_ = make_optimizer(*model_, options_);
   }
   set_ess(static_cast<double>(task.train_size()));
+  seed_module_randomness(task.id);
   TaskCost cost;
   const uint64_t order_seed = mix_seed(options_.seed(), static_cast<uint64_t>(task.id));
   std::unique_ptr<data::BatchSource> source;
@@ -273,6 +281,7 @@ void ContinualLearner::observe_all(const data::TaskSequence& seq) {
   const data::Dataset all{torch::cat(xs), torch::cat(ys)};
   const auto mask = torch::cat(masks);
   set_ess(static_cast<double>(all.size()));
+  seed_module_randomness(0);
   TaskCost cost;
   data::DatasetSource source(data::BatchLoader(all, options_.batch_size(), true, mix_seed(options_.seed(), 0)));
   cost.train_seconds = run_epochs(0, source, [&](const data::Batch& b) {

@@ -48,6 +48,8 @@ struct LearnerOptions {
   TORCH_ARG(LrSchedule, lr_schedule) = LrSchedule::Constant;
   TORCH_ARG(int64_t, epochs) = 5;
   TORCH_ARG(int64_t, batch_size) = 128;
+  /// Seeds every random choice of training: batch orders, IVON's noise, memory selection and,
+  /// through LibTorch's global generators reseeded at each task's start, dropout masks.
   TORCH_ARG(uint64_t, seed) = 0;
   /// IVON: h0 and δ (METHODS.md §1); ess is each task's training-set size.
   TORCH_ARG(double, hess_init) = 1.0;
@@ -166,6 +168,7 @@ class ContinualLearner {
   /// every regularizer's penalty.
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& local_targets);
   void set_ess(double n);
+  void seed_module_randomness(int64_t task_id) const;
   void end_task(const data::Task& task);
   /// Recursive diagonal GGN Laplace variances after `task` (optimizers other than IVON).
   std::vector<torch::Tensor> laplace_boundary_variances(const data::Task& task);
