@@ -298,7 +298,10 @@ int main(int argc, char** argv) {
   cli.add_option("--ewc-lambda", ewc_lambda, "EWC λ (1 = Laplace weighting)")->capture_default_str();
   cli.add_option("--kprior-delta", kprior_delta, "δ of the weight term of K-prior and of ewc+fr+replay")->capture_default_str();
   cli.add_option("--replay-weight", replay_weight, "weight of the replay loss")->capture_default_str();
-  cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")->capture_default_str();
+  cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")
+      ->check(CLI::Validator([](std::string& v) { return v.rfind('-', 0) == 0 ? std::string("must be >= 0") : std::string(); },
+                             ""))
+      ->capture_default_str();
   cli.add_option("--seeds", seeds, "number of seeds to run (seed, seed+1, ...); mean ± std reported")->capture_default_str();
   cli.add_option("--data-dir", data_dir, "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files;\n"
                  "for CIFAR the folder holding cifar-10-batches-bin/ and cifar-100-binary/, for\n"
@@ -314,7 +317,7 @@ int main(int argc, char** argv) {
                "variance and MPE score when there is a posterior) and mark the remembered ones:\n"
                "example_scores.h5 (example_scores-seed<S>.h5 with --seeds > 1)");
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
-  cli.add_option("--threads", threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  cli.add_option("--threads", threads, "LibTorch threads (0 = all cores; at most the cores)")->capture_default_str();
   std::string precision_name = "fp32", memory_format_name = "auto";
   cli.add_option("--precision", precision_name,
                  "fp32, or bf16: each training step's forward passes (batch and memory) under\n"
@@ -334,6 +337,7 @@ int main(int argc, char** argv) {
                  "stop once this many tasks are learned (checkpoint kept; continue with\n"
                  "--resume); 0 = run to the end")->capture_default_str();
   cli.set_config("--config", "", "read options from a TOML/INI file (CLI11 format)");
+  cli.allow_config_extras(false);  // a misspelt option in a config file is an error, not ignored
   cli.set_version_flag("--version", kprior::version());
 
   std::vector<std::string> args(argv, argv + argc);
@@ -358,9 +362,17 @@ int main(int argc, char** argv) {
     if (stop_after < 0) throw UsageError("--stop-after-task must be >= 0");
     if (!resume_dir.empty()) out_dir = resume_dir;
     const std::string arguments = given_options(cli);
-    if (lr < 0 || (o_lr->count() > 0 && lr == 0)) throw UsageError("--lr must be > 0");
-    if (o_tau->count() > 0 && !(tau > 0)) throw UsageError("--tau must be > 0");
-    if (o_jitter->count() > 0 && !(jitter > 0)) throw UsageError("--jitter must be > 0");
+    // Flag names in the messages; the library checks the same ranges in its own terms.
+    if (o_lr->count() > 0) require_positive("--lr", lr);
+    if (o_tau->count() > 0) require_positive("--tau", tau);
+    if (o_jitter->count() > 0) require_positive("--jitter", jitter);
+    if (o_clip->count() > 0) require_non_negative("--clip", clip);
+    if (o_prior->count() > 0) require_positive("--prior-precision", prior_precision);
+    if (o_hess->count() > 0) require_positive("--hess-init", hess_init);
+    require_non_negative("--ewc-lambda", ewc_lambda);
+    require_non_negative("--kprior-delta", kprior_delta);
+    require_non_negative("--replay-weight", replay_weight);
+    require_non_negative("--ivon-wd", ivon_wd);
     if (device_name != "cpu" && device_name != "cuda") throw UsageError("--device must be cpu or cuda");
     if (device_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device available in this build");
     const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);

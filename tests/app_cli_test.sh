@@ -8,7 +8,16 @@ data=$2
 scratch=$3
 . "$(dirname "$0")/cli_expect.sh"
 expect 0 "Run a continual-learning experiment" -- "$bin" --help
-expect 2 "no published settings for 'nope'" -- "$bin" --tasks nope --data-dir "$data"
+expect 2 "unknown task sequence 'nope' (known: split-mnist, permuted-mnist," -- "$bin" --tasks nope --data-dir "$data"
+# A NaN, infinite or negative setting is refused up front (it would only show as a diverged
+# run after a whole task, or not at all).
+expect 2 "lr must be a finite number > 0, got nan" -- "$bin" --lr nan --data-dir "$data"
+expect 2 "tau must be a finite number > 0, got inf" -- "$bin" --tau inf --data-dir "$data"
+expect 2 "ewc-lambda must be a finite number >= 0, got nan" -- "$bin" --method ewc --ewc-lambda nan --data-dir "$data"
+expect 2 "replay-weight must be a finite number >= 0, got -5" -- "$bin" --method replay --replay-weight -5 --data-dir "$data"
+expect 2 "clip must be a finite number >= 0, got nan" -- "$bin" --clip nan --data-dir "$data"
+expect 2 "prior-precision must be a finite number > 0, got inf" -- "$bin" --prior-precision inf --data-dir "$data"
+expect 2 "seed: must be >= 0" -- "$bin" --seed -1 --data-dir "$data"
 expect 2 "optimizer must be ivon, adam or sgd" -- "$bin" --optimizer rmsprop --data-dir "$data"
 expect 2 "epochs must be > 0" -- "$bin" --epochs 0 --data-dir "$data"
 expect 2 "Could not convert" -- "$bin" --epochs abc
@@ -31,6 +40,8 @@ grep -q '"lr_schedule": "constant"' "$scratch/run/results.json" || { echo "FAIL:
 mkdir -p "$scratch"
 printf 'epochs = 1\nmethod = "finetune"\noptimizer = "sgd"\n' > "$scratch/run.toml"
 expect 0 "method finetune, optimizer sgd .* 1 epochs" -- "$bin" --config "$scratch/run.toml" --data-dir "$data" --out "$scratch/cfg" --threads 1
+printf 'epoch = 1\n' > "$scratch/typo.toml"  # misspelt: refused, not silently ignored
+expect 2 "not able to parse epoch" -- "$bin" --config "$scratch/typo.toml" --data-dir "$data" --out "$scratch/typo"
 # IVON's measured defaults for FROMP on split-MNIST (train::ivon_settings) reach the learner;
 # a given option still wins.
 expect 0 "optimizer ivon (lr 0.1, cosine), .* 1 epochs of batch 8," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \

@@ -67,6 +67,10 @@ expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar
 expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $common --hidden 10
 expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg
 expect 1 "cifar-100-binary: not found" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/missing"
+# A run that blows up is a training error (exit 1) at the epoch's end, even when the loss is
+# still finite but IVON's state is not (its posterior would be invalid at the boundary).
+expect 1 "training diverged on task 1, epoch 1" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/data" --epochs 1 \
+  --threads 1 --optimizer ivon --method finetune --batch-size 4 --stop-after-task 1 --out "$scratch/diverged"
 # A class without val images would leave its task's accuracy to the others: refused at load.
 cp -r "$scratch/data/tiny-imagenet-200" "$scratch/noval"
 grep -v "n00000003" "$scratch/noval/val/val_annotations.txt" > "$scratch/noval/val/annotations" &&

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
 #include "blobs.h"
 #include "catch.h"
@@ -273,6 +274,21 @@ TEST_CASE("every method learns a small split sequence end to end", "[train]") {
   CHECK_THROWS_WITH(regularize::make_regularizers("nope", {}), Catch::Matchers::Contains("unknown method 'nope'"));
   CHECK_THROWS_AS(regularize::make_regularizers("ewc,ewc", {}), UsageError);
   CHECK_THROWS_AS(train::parse_optimizer("adamw"), UsageError);
+  // NaN, infinite and negative settings are refused where they are built.
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  regularize::MethodSettings bad;
+  bad.fromp.tau(inf);
+  CHECK_THROWS_WITH(regularize::make_regularizers("fromp", bad), Catch::Matchers::Contains("FROMP tau must be a finite number > 0, got inf"));
+  CHECK_NOTHROW(regularize::make_regularizers("ewc", bad));  // only the methods built are checked
+  bad.ewc.lambda(nan);
+  CHECK_THROWS_WITH(regularize::make_regularizers("ewc", bad), Catch::Matchers::Contains("EWC lambda must be a finite number >= 0, got nan"));
+  bad.replay.weight(-1);
+  CHECK_THROWS_AS(regularize::make_regularizers("replay", bad), UsageError);
+  CHECK_THROWS_WITH(train::LearnerOptions().lr(nan).validate(), Catch::Matchers::Contains("learning rate"));
+  CHECK_THROWS_AS(train::LearnerOptions().grad_clip(nan).validate(), UsageError);
+  CHECK_THROWS_AS(train::LearnerOptions().laplace_prior(inf).validate(), UsageError);
+  CHECK_THROWS_AS(train::LearnerOptions().hess_beta(1.5).validate(), UsageError);
+  CHECK_NOTHROW(train::LearnerOptions().validate());
 }
 
 TEST_CASE("the cosine learning-rate schedule restarts at every task and follows its closed form", "[train]") {

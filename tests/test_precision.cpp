@@ -111,8 +111,11 @@ TEST_CASE("the learner in bf16 learns as in fp32, with fp32 parameters and IVON 
     const auto q = learner.posterior();
     for (const auto& v : q.variance()) CHECK(v.scalar_type() == torch::kFloat);
     // Predictions and the boundary's Laplace/IVON work run in fp32: not rounded to bf16.
-    // (Near the origin, where the blobs meet, so the probabilities are not saturated at 0/1.)
-    const auto pred = learner.predict(0.3 * torch::randn({32, 2}), seq.tasks[0]);
+    // (On a fine line from class 0's blob to class 1's, which crosses their decision
+    // boundary: the trained model is confident, so elsewhere its probabilities are 0 or 1.)
+    const auto t = torch::linspace(0, 1, 4097).unsqueeze(1);
+    const auto line = t * torch::tensor({{2.0f, 2.0f}}) + (1 - t) * torch::tensor({{-2.0f, -2.0f}});
+    const auto pred = learner.predict(line, seq.tasks[0]);
     CHECK_FALSE(on_bf16_grid(pred.probs));
   }
   CHECK(std::abs(average[1] - average[0]) < 0.05);

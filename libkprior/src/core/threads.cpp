@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 
@@ -18,7 +19,9 @@ int set_threads(int threads) {
   if (threads < 0) {
     throw UsageError("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
   }
-  const int n = threads == 0 ? hardware_threads() : threads;
+  // More threads than hardware threads only adds contention (and thousands would take
+  // minutes to start): capped.
+  const int n = threads == 0 ? hardware_threads() : std::min(threads, hardware_threads());
   torch::set_num_threads(n);
   return n;
 }

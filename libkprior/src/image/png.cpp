@@ -17,7 +17,6 @@ void write_png(const std::string& path, const torch::Tensor& pixels) {
   if (pixels.size(0) < 1 || pixels.size(1) < 1) throw UsageError("write_png: empty image");
   const auto data = pixels.contiguous().cpu();
   const auto height = static_cast<png_uint_32>(data.size(0)), width = static_cast<png_uint_32>(data.size(1));
-  const int channels = data.dim() == 2 ? 1 : 3;
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!file) throw FileError(path, "cannot open for writing");
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
@@ -30,6 +29,8 @@ void write_png(const std::string& path, const torch::Tensor& pixels) {
     png_destroy_write_struct(&png, &info);
     throw FileError(path, "libpng failed to write the image");
   }
+  // Locals set after setjmp, so a longjmp cannot clobber them.
+  const int channels = data.dim() == 2 ? 1 : 3;
   png_init_io(png, file.get());
   png_set_IHDR(png, info, width, height, 8, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);

@@ -64,8 +64,12 @@ void LearnerOptions::validate() const {
   if (epochs_ <= 0) throw UsageError("epochs must be > 0, got " + std::to_string(epochs_));
   if (batch_size_ <= 0) throw UsageError("batch size must be > 0, got " + std::to_string(batch_size_));
   if (memory_per_task_ < 0) throw UsageError("memory per task must be >= 0");
-  if (grad_clip_ < 0) throw UsageError("gradient clip must be >= 0");
-  if (!(laplace_prior_ > 0)) throw UsageError("laplace prior precision must be > 0");
+  require_non_negative("learning rate (0 = the optimizer's default)", lr_);
+  require_non_negative("gradient clip", grad_clip_);
+  require_positive("laplace prior precision", laplace_prior_);
+  require_positive("IVON's hess_init", hess_init_);
+  require_non_negative("IVON's weight decay", weight_decay_);
+  if (!(hess_beta_ >= 0 && hess_beta_ <= 1)) throw UsageError("IVON's beta2 must be in [0, 1], got " + std::to_string(hess_beta_));
 }
 
 namespace {
@@ -163,6 +167,19 @@ void ContinualLearner::set_ess(double n) {
   }
 }
 
+bool ContinualLearner::state_is_finite() const {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> ok;
+  for (const auto& p : model_->parameters()) ok.push_back(p.isfinite().all());
+  if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
+    // The posterior's variance 1 / (ess (h + δ)) needs h + δ finite and positive.
+    const auto h = ivon->hessian();
+    const auto& o = static_cast<const optim::IVONOptions&>(ivon->param_groups().front().options());
+    for (const auto& t : h) ok.push_back((t + o.weight_decay()).gt(0).all() & t.isfinite().all());
+  }
+  return ok.empty() || torch::stack(ok).all().item<bool>();  // one read-back
+}
+
 double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
                                     const std::function<torch::Tensor(const data::Batch&)>& loss_of,
                                     const std::function<void(data::Batch&)>& prepare) {
@@ -201,10 +218,14 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
     // The epoch's one read-back of a training value.
     const double mean_loss = sum.item<double>() / static_cast<double>(source.num_batches());
     if (callbacks_.on_epoch_end) callbacks_.on_epoch_end({task_id, e, options_.epochs(), mean_loss, lr});
-    if (!std::isfinite(mean_loss)) {
-      // Stop at once: a diverged model would only fail later with a less helpful message.
+    // Stop at once: a diverged model would only fail later with a less helpful message (a
+    // huge but finite loss can already have left IVON's Hessian estimate negative or NaN).
+    const char* diverged = !std::isfinite(mean_loss) ? "the loss is not finite"
+                           : !state_is_finite()      ? "the weights or the optimizer's state are no longer finite"
+                                                     : nullptr;
+    if (diverged != nullptr) {
       throw Error("training diverged on task " + std::to_string(task_id + 1) + ", epoch " + std::to_string(e + 1) +
-                  " (the loss is not finite); try a smaller learning rate or regularizer weight");
+                  " (" + diverged + "); try a smaller learning rate or regularizer weight");
     }
   }
   model_->eval();

@@ -1,6 +1,7 @@
 #include "kprior/train/published_settings.h"
 
 #include "kprior/core/error.h"
+#include "kprior/data/benchmarks.h"
 
 namespace kprior::train {
 
@@ -19,7 +20,9 @@ PublishedSettings published_settings(const std::string& benchmark) {
   if (benchmark == "split-tinyimagenet") return {{}, 1e-3, 30, 256, 10.0, 1e-6, 1e-3, 0.0, 200, "resnet18"};
   if (benchmark == "split-imagenet") return {{}, 1e-3, 10, 256, 10.0, 1e-6, 1e-3, 0.0, 200, "resnet18"};
   if (benchmark == "split-h5") return {{256, 256}, 1e-3, 10, 128, 10.0, 1e-6, 1e-3, 0.0, 40, "mlp"};
-  throw UsageError("no published settings for '" + benchmark + "'");
+  std::string known;
+  for (const auto& n : data::benchmark_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown task sequence '" + benchmark + "' (known: " + known + ")");
 }
 
 IvonSettings ivon_settings(const std::string& benchmark, bool with_fromp) {

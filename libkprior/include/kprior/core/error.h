@@ -28,4 +28,12 @@ class FileError : public Error {
   std::string path_;
 };
 
+/// Throws UsageError("<what> must be a finite number > 0, got <value>") unless `value` is
+/// finite and positive. A NaN or infinite setting would only show up as a diverged run, after
+/// a whole task.
+void require_positive(const std::string& what, double value);
+
+/// As require_positive, for settings that may be 0.
+void require_non_negative(const std::string& what, double value);
+
 }  // namespace kprior

@@ -7,7 +7,8 @@ namespace kprior {
 /// Number of hardware threads (at least 1).
 int hardware_threads();
 
-/// Sets LibTorch's intra-op threads; 0 means all hardware threads. Returns the number set.
+/// Sets LibTorch's intra-op threads; 0 means all hardware threads, and more than there are
+/// is capped at that. Returns the number set.
 /// Throws UsageError for a negative count.
 int set_threads(int threads);
 

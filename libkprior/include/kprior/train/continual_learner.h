@@ -43,7 +43,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch:
 
 struct LearnerOptions {
   TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::IVON;
-  /// Learning rate; <= 0 picks the optimizer's default (IVON 0.1, Adam 1e-3, SGD 0.01).
+  /// Learning rate; 0 picks the optimizer's default (IVON 0.1, Adam 1e-3, SGD 0.01).
   TORCH_ARG(double, lr) = 0;
   TORCH_ARG(LrSchedule, lr_schedule) = LrSchedule::Constant;
   TORCH_ARG(int64_t, epochs) = 5;
@@ -169,6 +169,8 @@ class ContinualLearner {
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& local_targets);
   void set_ess(double n);
   void seed_module_randomness(int64_t task_id) const;
+  /// Whether the weights (and IVON's Hessian estimate) are all finite (h + δ > 0 too).
+  bool state_is_finite() const;
   void end_task(const data::Task& task);
   /// Recursive diagonal GGN Laplace variances after `task` (optimizers other than IVON).
   std::vector<torch::Tensor> laplace_boundary_variances(const data::Task& task);
