@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
                                     "on permuted-mnist, else constant as published)");
   auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published; 10 with ivon and fromp on split-mnist)");
   auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published; 8 with ivon and fromp on split-mnist)");
-  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; --model mlp only)");
+  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; 256,256 where\nthe published model is a CNN; --model mlp only)");
   auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published; with fromp at most\nwhat its kernels fit in 8 GiB, e.g. 145 for ResNet-18 on TinyImageNet)");
   cli.add_option("--select", select,
                  "memory selection: lambda (Tr Λ), mpe, random; auto = random for replay alone\n"

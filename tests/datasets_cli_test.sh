@@ -60,11 +60,14 @@ expect 2 "memory format must be auto, contiguous or channels-last, got 'nhwc'" -
 expect 2 "limit 8 GiB, about 14[0-9] inputs); use fewer memorable points per task" -- "$bin" --tasks split-tinyimagenet $common \
   --method fromp --memory-per-task 200 --out "$scratch/big"
 [ ! -e "$scratch/big/results.json" ] || { echo "FAIL: a refused FROMP run still wrote results"; fail=1; }
-expect 2 "a memory of 14[0-9] examples per task is more than the 4 training examples of task 0/1 held in memory" -- \
+expect 2 "a memory of 14[0-9] examples per task is more than the 4 training examples of task 1 (classes 0/1) held in memory" -- \
   "$bin" --tasks split-tinyimagenet $common --method fromp --out "$scratch/big"
 printf '%s' "$out" | grep -q "using 14[0-9] points per task, the most that fit" || { echo "FAIL: no note on the fitted FROMP memory: $out"; fail=1; }
 expect 2 "model lenet5 needs images \[C, 28, 28\]" -- "$bin" --tasks split-cifar $common --model lenet5 --out "$scratch/lenet"
 expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $common --hidden 10
+# --model mlp where the published model is a CNN: two hidden layers of 256, not a linear model.
+expect 0 "MLP 3072,256,256,60" -- "$bin" --tasks split-cifar $common --model mlp --method finetune --stop-after-task 1 \
+  --out "$scratch/mlp"
 expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg
 expect 1 "cifar-100-binary: not found" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/missing"
 # A run that blows up is a training error (exit 1) at the epoch's end, even when the loss is

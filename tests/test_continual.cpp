@@ -122,6 +122,26 @@ TEST_CASE("K-prior gradient equals the full-batch gradient of the past data for 
   CHECK(max_rel_diff(g_kprior, g_full) < 1e-10);
 }
 
+TEST_CASE("FROMP: a singular memory kernel is a clear error, not a LibTorch one", "[regularize]") {
+  torch::manual_seed(23);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{4, 6, 3}, nn::Activation::Tanh);
+  model->to(torch::kFloat64);
+  model->eval();
+  const auto x = torch::randn({3, 4}, torch::kFloat64);
+  const data::Task task{0, "t", {x, torch::tensor({0, 1, 2})}, {x, torch::tensor({0, 1, 2})}, {0, 1, 2}};
+  std::vector<torch::Tensor> var;
+  for (const auto& p : model->parameters()) var.push_back(torch::full_like(p, 0.1));
+  auto m = memory::select_memory(*model, task, 3, memory::Selection::LambdaTrace, 0);
+  m.inputs = torch::cat({m.inputs.slice(0, 0, 1), m.inputs.slice(0, 0, 1), m.inputs.slice(0, 2, 3)});  // a duplicate
+  m.old_probs = linearize::head_probabilities(*model, m.inputs, m.classes);
+  std::vector<memory::TaskMemory> memories{m};
+  regularize::FROMP exact(regularize::FROMPOptions().jitter(1e-300));  // lost against K's entries
+  CHECK_THROWS_WITH(exact.end_task({*model, task, memories, var, {}}),
+                    Catch::Matchers::Contains("FROMP: the kernel of task 1's memory is singular with jitter 1e-300"));
+  regularize::FROMP jittered(regularize::FROMPOptions().jitter(1e-2));
+  CHECK_NOTHROW(jittered.end_task({*model, task, memories, var, {}}));
+}
+
 TEST_CASE("FROMP's penalty gradient is J(c)ᵀ K⁻¹ (m − m̄) with oracle Jacobians", "[regularize]") {
   torch::manual_seed(22);
   auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{4, 6, 5}, nn::Activation::Tanh);
@@ -397,5 +417,5 @@ TEST_CASE("a streamed task's curvature is its boundary sample's, scaled to the w
   // A memory cannot be larger than the sample it is chosen from.
   CHECK_NOTHROW(train::check_memory_fits(6, task));
   CHECK_THROWS_WITH(train::check_memory_fits(7, task),
-                    Catch::Matchers::Contains("more than the 6 training examples of task 0/1 held in memory"));
+                    Catch::Matchers::Contains("more than the 6 training examples of task 1 (classes 0/1) held in memory"));
 }

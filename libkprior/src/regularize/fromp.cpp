@@ -1,5 +1,7 @@
 #include "kprior/regularize/fromp.h"
 
+#include <fmt/format.h>
+
 #include <torch/torch.h>
 
 #include "kprior/core/error.h"
@@ -42,7 +44,15 @@ void FROMP::end_task(const Boundary& b) {
   for (const auto& m : memories_) {
     auto k = linearize::fromp_kernels(b.model, m.inputs, m.classes, b.variances);
     const auto eye = torch::eye(k.size(1), k.options()).unsqueeze(0);
-    kinv_.push_back(torch::linalg_inv(k + options_.jitter() * eye).detach());
+    auto [inverse, info] = torch::linalg_inv_ex(k + options_.jitter() * eye);
+    if (info.ne(0).any().item<bool>()) {
+      // Two remembered examples with the same function values (duplicates, or a class the
+      // model cannot tell apart) make K singular; ε is what keeps it invertible.
+      throw Error("FROMP: the kernel of task " + std::to_string(m.task + 1) + "'s memory is singular with jitter " +
+                  fmt::format("{:g}", options_.jitter()) +
+                  " (remembered examples the model cannot tell apart); use a larger jitter (kprior-run --jitter)");
+    }
+    kinv_.push_back(inverse.detach());
   }
 }
 

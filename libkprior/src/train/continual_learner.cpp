@@ -235,7 +235,8 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
 void check_memory_fits(int64_t per_task, const data::Task& task) {
   if (per_task <= task.train.size()) return;
   throw UsageError("a memory of " + std::to_string(per_task) + " examples per task is more than the " +
-                   std::to_string(task.train.size()) + " training examples of task " + task.name +
+                   std::to_string(task.train.size()) + " training examples of task " + std::to_string(task.id + 1) +
+                   " (classes " + task.name + ")" +
                    (task.train_stream ? " held in memory for its boundary (a streamed task keeps a sample per class)"
                                       : "") +
                    "; use a smaller --memory-per-task");
@@ -289,7 +290,7 @@ void ContinualLearner::observe(const data::Task& task) {
 void ContinualLearner::observe_all(const data::TaskSequence& seq) {
   if (tasks_ != 0) throw UsageError("observe_all: the learner has already observed tasks");
   for (const auto& t : seq.tasks) {
-    if (t.train_stream) throw UsageError("joint training needs every task's data in memory; task " + t.name + " is streamed");
+    if (t.train_stream) throw UsageError("joint training needs every task's data in memory; task " + std::to_string(t.id + 1) + " is streamed");
   }
   // All tasks' data, each example with the mask of its task's head.
   std::vector<torch::Tensor> xs, ys, masks;

@@ -9,7 +9,7 @@
 namespace kprior::train {
 
 struct PublishedSettings {
-  std::vector<int64_t> hidden;  // MLP hidden widths
+  std::vector<int64_t> hidden;  // MLP hidden widths (256,256 where the published model is a CNN)
   double adam_lr;               // learning rate with Adam
   int64_t epochs;
   int64_t batch_size;
