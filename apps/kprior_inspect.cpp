@@ -10,6 +10,7 @@
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/checkpoint/summary.h"
+#include "kprior/data/benchmarks.h"
 #include "kprior/image/grid.h"
 #include "kprior/image/png.h"
 
@@ -72,7 +73,8 @@ void print_summary(const kprior::checkpoint::Summary& s) {
     for (size_t i = 0; i < m.classes.size(); ++i) {
       classes += fmt::format("{}class {}: {}", i ? ", " : "", m.classes[i], m.per_class[i]);
     }
-    fmt::print("memory of task {}: {} examples ({}); scores {:.3g}..{:.3g}\n", m.task, m.size, classes,
+    // Tasks numbered from 1, as kprior-run prints them (the JSON keeps the 0-based task id).
+    fmt::print("memory of task {}: {} examples ({}); scores {:.3g}..{:.3g}\n", m.task + 1, m.size, classes,
                m.scores.min, m.scores.max);
   }
   for (int64_t i = 0; i < s.tasks_completed && i < static_cast<int64_t>(s.accuracy.size()); ++i) {
@@ -108,7 +110,7 @@ int main(int argc, char** argv) {
   int64_t task = -1, columns = 10, scale = 2;
   cli.add_option("FILE", file, "checkpoint (.h5) written by kprior-run or the library")->required();
   cli.add_flag("--json", as_json, "print the summary as JSON");
-  auto* o_task = cli.add_option("--export-memory", task, "task whose memory to draw (needs --png)");
+  auto* o_task = cli.add_option("--export-memory", task, "task whose memory to draw, numbered from 1 as kprior-run\nprints them (needs --png)");
   auto* o_png = cli.add_option("--png", png, "PNG file for --export-memory");
   cli.add_option("--columns", columns, "images per row of the grid")->capture_default_str();
   cli.add_option("--scale", scale, "pixel magnification of the grid")->capture_default_str();
@@ -120,16 +122,22 @@ int main(int argc, char** argv) {
     const auto tree = checkpoint::read(file);
     if (o_task->count() > 0) {
       const auto memories = checkpoint::get_memories(tree);
-      if (task < 0 || task >= static_cast<int64_t>(memories.size())) {
-        throw UsageError("--export-memory: the checkpoint has memories of tasks 0.." +
-                         std::to_string(static_cast<int64_t>(memories.size()) - 1) + ", not " + std::to_string(task));
+      if (memories.empty()) throw UsageError("--export-memory: the checkpoint holds no memory (its method keeps none)");
+      if (task < 1 || task > static_cast<int64_t>(memories.size())) {
+        throw UsageError("--export-memory: the checkpoint has memories of tasks 1.." +
+                         std::to_string(memories.size()) + ", not " + std::to_string(task));
       }
-      const auto& m = memories[static_cast<size_t>(task)];
+      const auto& m = memories[static_cast<size_t>(task - 1)];
       std::vector<std::string> labels;
       for (int64_t i = 0; i < m.size(); ++i) {
         labels.push_back(fmt::format("{} {:.2f}", m.labels[i].item<int64_t>(), m.scores[i].item<double>()));
       }
-      image::write_png(png, image::labelled_grid(as_images(m.inputs), labels, {columns, scale}));
+      // Images drawn as they were (the JPEG benchmarks' normalisation undone, true brightness
+      // for MNIST and CIFAR); inputs of unknown range are stretched per image.
+      auto images = as_images(m.inputs).to(torch::kFloat64);
+      const auto stats = data::benchmark_image_stats(checkpoint::summarize(tree).benchmark);
+      if (stats && images.dim() == 4 && images.size(1) == 3) data::denormalize_channels(images, *stats);
+      image::write_png(png, image::labelled_grid(images, labels, {columns, scale, stats.has_value()}));
       fmt::print("wrote {} remembered images of task {} to {}\n", m.size(), task, png);
       return 0;
     }

@@ -59,11 +59,11 @@ fi
 
 ckpt=$scratch/whole/checkpoint.h5
 expect 0 "5 of 5 tasks learned" -- "$inspect" "$ckpt"
-expect 0 "memory of task 4: 40 examples (class 8: 20, class 9: 20)" -- "$inspect" "$ckpt"
+expect 0 "memory of task 5: 40 examples (class 8: 20, class 9: 20)" -- "$inspect" "$ckpt"
 expect 0 '"tasks_completed": 5' -- "$inspect" "$ckpt" --json
-expect 0 "wrote 40 remembered images of task 1" -- "$inspect" "$ckpt" --export-memory 1 --png "$scratch/task1.png"
-[ "$(head -c 4 "$scratch/task1.png" | od -An -c | tr -d ' ')" = "211PNG" ] || { echo "FAIL: task1.png is not a PNG"; fail=1; }
-expect 2 "memories of tasks 0..4, not 7" -- "$inspect" "$ckpt" --export-memory 7 --png "$scratch/x.png"
+expect 0 "wrote 40 remembered images of task 2" -- "$inspect" "$ckpt" --export-memory 2 --png "$scratch/task2.png"
+[ "$(head -c 4 "$scratch/task2.png" | od -An -c | tr -d ' ')" = "211PNG" ] || { echo "FAIL: task2.png is not a PNG"; fail=1; }
+expect 2 "memories of tasks 1..5, not 7" -- "$inspect" "$ckpt" --export-memory 7 --png "$scratch/x.png"
 expect 2 "requires --png" -- "$inspect" "$ckpt" --export-memory 1
 expect 1 "missing.h5: no such checkpoint file" -- "$inspect" "$scratch/missing.h5"
 printf 'not a checkpoint\n' > "$scratch/foreign.h5"

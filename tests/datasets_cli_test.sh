@@ -35,6 +35,9 @@ expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bi
 expect 0 "split-imagenet (10 tasks), method replay.*MLP 150528,8,20" -- "$bin" --tasks split-imagenet $common \
   --model mlp --hidden 8 --method replay --memory-per-task 2 --stop-after-task 2 --out "$scratch/imagenet"
 printf '%s' "$out" | grep -q "after task 2: accuracy" || { echo "FAIL: split-imagenet did not evaluate task 2: $out"; fail=1; }
+# Its remembered images, drawn with ImageNet's normalisation undone.
+expect 0 "wrote 2 remembered images of task 2" -- "$1/kprior-inspect" "$scratch/imagenet/checkpoint.h5" --export-memory 2 \
+  --png "$scratch/imagenet-memory.png"
 expect 0 "split-h5 (2 tasks), method fromp.*MLP 10,256,256,4" -- "$bin" --tasks split-h5 --data-dir "$scratch/h5/data.h5" \
   --epochs 1 --threads 1 --memory-per-task 10 --out "$scratch/h5run"
 [ -s "$scratch/h5run/results.json" ] || { echo "FAIL: split-h5: results.json not written"; fail=1; }

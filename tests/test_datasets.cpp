@@ -19,9 +19,11 @@
 #include "kprior/core/error.h"
 #include "kprior/data/array_file.h"
 #include "kprior/data/benchmarks.h"
+#include "kprior/data/channel_stats.h"
 #include "kprior/data/cifar.h"
 #include "kprior/data/image_loader.h"
 #include "kprior/data/jpeg.h"
+#include "kprior/image/grid.h"
 #include "kprior/core/random.h"
 #include "temp_dir.h"
 
@@ -432,6 +434,31 @@ TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming 
   std::ofstream(tmp.file("cut.jpg"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() * 6 / 10));
   CHECK(decode_jpeg(tmp.file("whole.jpg")).height == 40);
   CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("cut.jpg")); }), Contains("cut.jpg: cannot decode JPEG: Premature end of JPEG file"));
+}
+
+TEST_CASE("showing images: the JPEG benchmarks' normalisation undone, [0, 1] pixels drawn as they are", "[datasets]") {
+  torch::manual_seed(4);
+  const auto x = torch::rand({2, 3, 4, 5}, torch::kFloat64);
+  const auto stats = benchmark_image_stats("split-imagenet");
+  REQUIRE(stats.has_value());
+  CHECK(stats->mean == imagenet_stats().mean);
+  const auto normalised = normalize_channels(x.clone(), *stats);
+  CHECK_FALSE(torch::allclose(normalised, x));
+  const auto shown = denormalize_channels(normalised.clone(), *stats);
+  CHECK(torch::allclose(shown, x, 1e-12, 1e-12));
+  // CIFAR and MNIST pixels are already intensities: identity statistics; split-h5's unknown.
+  CHECK(benchmark_image_stats("split-cifar")->std == std::array<float, 3>{1.f, 1.f, 1.f});
+  CHECK(benchmark_image_stats("split-cifar")->mean == std::array<float, 3>{0.f, 0.f, 0.f});
+  CHECK_FALSE(benchmark_image_stats("split-h5").has_value());
+  // unit_range: each tile's pixel is round(255 x) (no per-image stretch), as it was.
+  const auto grid = kprior::image::labelled_grid(shown, {}, {2, 1, true});
+  for (int64_t c = 0; c < 3; ++c) {
+    CHECK(grid[1 + 2][1 + 3][c].item<int64_t>() == std::lround(255 * x[0][c][2][3].item<double>()));
+    CHECK(grid[1 + 1][1 + 5 + 1 + 4][c].item<int64_t>() == std::lround(255 * x[1][c][1][4].item<double>()));
+  }
+  // A flat mid-grey image stays mid-grey (stretching it would make it black).
+  const auto grey = kprior::image::labelled_grid(torch::full({1, 3, 2, 2}, 0.5), {}, {1, 1, true});
+  CHECK(grey[1][1][0].item<int64_t>() == 128);
 }
 
 TEST_CASE("image transforms: crop boxes, identity resampling, flips, normalisation", "[datasets]") {

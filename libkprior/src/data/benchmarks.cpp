@@ -154,6 +154,15 @@ std::vector<std::string> benchmark_names() {
 
 uint64_t imagenet_class_order_seed() { return 1993; }
 
+std::optional<ChannelStats> benchmark_image_stats(const std::string& name) {
+  if (name == "split-tinyimagenet" || name == "split-imagenet") return imagenet_stats();  // image_tree_sequence
+  if (name == "split-mnist" || name == "permuted-mnist" || name == "split-fashion" || name == "split-cifar" ||
+      name == "split-cifar100") {
+    return ChannelStats{{0.f, 0.f, 0.f}, {1.f, 1.f, 1.f}};  // pixels / 255, not normalised
+  }
+  return std::nullopt;
+}
+
 TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, uint64_t seed) {
   if (name == "split-mnist" || name == "split-fashion") {
     const auto dir = resolve_dir(data_dir, name == "split-mnist" ? "mnist10k" : "fashion-mnist");

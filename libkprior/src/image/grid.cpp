@@ -56,17 +56,22 @@ void draw_text(torch::Tensor& canvas, int64_t y, int64_t x, const std::string& t
   }
 }
 
-// [N, 3, H, W] uint8 from any supported layout, each image stretched to 0..255.
-torch::Tensor to_rgb_bytes(const torch::Tensor& images) {
+// [N, 3, H, W] uint8 from any supported layout: [0, 1] scaled to 0..255 (unit_range), else
+// each image stretched to 0..255.
+torch::Tensor to_rgb_bytes(const torch::Tensor& images, bool unit_range) {
   auto x = images.detach().cpu().to(torch::kFloat64);
   if (x.dim() == 3) x = x.unsqueeze(1);
   if (x.dim() != 4 || (x.size(1) != 1 && x.size(1) != 3)) {
     throw UsageError("labelled_grid: images must be [N, H, W], [N, 1, H, W] or [N, 3, H, W]");
   }
-  const auto flat = x.reshape({x.size(0), -1});
-  const auto lo = std::get<0>(flat.min(1)).view({-1, 1, 1, 1});
-  const auto hi = std::get<0>(flat.max(1)).view({-1, 1, 1, 1});
-  x = (x - lo) / (hi - lo).clamp_min(1e-12) * 255.0;
+  if (unit_range) {
+    x = x * 255.0;
+  } else {
+    const auto flat = x.reshape({x.size(0), -1});
+    const auto lo = std::get<0>(flat.min(1)).view({-1, 1, 1, 1});
+    const auto hi = std::get<0>(flat.max(1)).view({-1, 1, 1, 1});
+    x = (x - lo) / (hi - lo).clamp_min(1e-12) * 255.0;
+  }
   return x.round().clamp(0, 255).to(torch::kUInt8).expand({x.size(0), 3, x.size(2), x.size(3)});
 }
 
@@ -75,7 +80,7 @@ torch::Tensor to_rgb_bytes(const torch::Tensor& images) {
 torch::Tensor labelled_grid(const torch::Tensor& images, const std::vector<std::string>& labels,
                             GridOptions options) {
   if (options.columns < 1 || options.scale < 1) throw UsageError("labelled_grid: columns and scale must be >= 1");
-  const auto rgb = to_rgb_bytes(images);
+  const auto rgb = to_rgb_bytes(images, options.unit_range);
   const int64_t n = rgb.size(0);
   if (n == 0) throw UsageError("labelled_grid: no images");
   if (!labels.empty() && static_cast<int64_t>(labels.size()) != n) {

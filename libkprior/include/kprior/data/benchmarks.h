@@ -1,8 +1,10 @@
 #pragma once
 // The named task sequences of kprior-run, built from the datasets' standard files.
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "kprior/data/channel_stats.h"
 #include "kprior/data/task_sequence.h"
 
 namespace kprior::data {
@@ -47,6 +49,12 @@ constexpr int64_t kBoundarySamplePerClass = 20;
 /// The seed of split-imagenet's class order: 1993 (fixed, so every run and seed sees the same
 /// tasks; the order is our SplitMix64 shuffle, not the numpy order of iCaRL's seed 1993).
 uint64_t imagenet_class_order_seed();
+
+/// How to show a sequence's inputs as they were: x·std + mean gives intensities in [0, 1]
+/// (ImageNet's statistics for the JPEG trees, which are normalised; mean 0 and std 1 for
+/// MNIST-like and CIFAR pixels, already in [0, 1]); nullopt where the range is not known
+/// (split-h5's arrays, an unknown name).
+std::optional<ChannelStats> benchmark_image_stats(const std::string& name);
 
 TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, uint64_t seed);
 

@@ -24,4 +24,7 @@ ChannelStats imagenet_stats();
 /// Normalises float images [N, 3, H, W] (or [3, H, W]) in [0, 1] in place, and returns them.
 torch::Tensor normalize_channels(torch::Tensor images, const ChannelStats& stats);
 
+/// The inverse, x ← x·std_c + mean_c, in place (to show normalised images as they were).
+torch::Tensor denormalize_channels(torch::Tensor images, const ChannelStats& stats);
+
 }  // namespace kprior::data
