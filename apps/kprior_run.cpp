@@ -94,6 +94,7 @@ void write_csv(const std::string& path, const kprior::metrics::AccuracyMatrix& m
   for (int64_t j = 0; j < t; ++j) csv << ",task_" << j;
   csv << "\n";
   for (int64_t i = 0; i < t; ++i) {
+    if (!m.has(i, i)) continue;  // a partial run: the tasks learned so far
     csv << i;
     for (int64_t j = 0; j < t; ++j) {
       csv << ",";
@@ -140,6 +141,10 @@ std::string given_options(const CLI::App& cli) {
 // --resume DIR: the run's options are those saved in DIR's checkpoint, plus the overridable
 // ones given now.
 std::vector<std::string> resumed_arguments(const std::vector<std::string>& args, const std::string& dir) {
+  if (std::filesystem::is_regular_file(dir)) {
+    throw kprior::UsageError("--resume takes the run's output folder (here " +
+                             std::filesystem::path(dir).parent_path().string() + "), not a checkpoint file");
+  }
   std::string path = dir + "/checkpoint.h5";
   if (!std::filesystem::exists(path)) {
     std::vector<std::string> found;
@@ -421,6 +426,9 @@ int main(int argc, char** argv) {
     if (example_scores && method == "joint") {
       throw UsageError("--example-scores scores each task at its boundary; joint training has none");
     }
+    if (method == "joint" && (stop_after > 0 || !resume_dir.empty())) {
+      throw UsageError("joint training learns all tasks in one go: --stop-after-task and --resume do not apply");
+    }
     std::optional<app::Plotter> plotter;
     if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error
     reuse_large_allocations();  // large per-batch tensors: no page-fault churn
@@ -530,9 +538,12 @@ int main(int argc, char** argv) {
       }
       train::SequenceHooks hooks;
       hooks.on_row = on_row;
+      const auto csv_path = out_dir + (seeds > 1 ? fmt::format("/accuracy_matrix_seed{}.csv", run_seed)
+                                                 : std::string("/accuracy_matrix.csv"));
       hooks.after_task = [&](int64_t, const train::SequenceResult& partial) {
         train::save_run_checkpoint(ckpt, learner, partial,
                                    {config.dump(), arguments, tasks, seq.size(), run_seed});
+        write_csv(csv_path, partial.task_incremental);  // the rows so far, for a stopped or running run
       };
       hooks.stop = [&](int64_t t) { return stop_after > 0 && t + 1 >= stop_after; };
       const auto result = joint ? train::run_joint(learner, seq)
@@ -549,9 +560,7 @@ int main(int argc, char** argv) {
       auto r = result_json(result);
       r["seed"] = run_seed;
       runs.push_back(r);
-      if (!joint) write_csv(out_dir + (seeds > 1 ? fmt::format("/accuracy_matrix_seed{}.csv", run_seed)
-                                     : std::string("/accuracy_matrix.csv")),
-                result.task_incremental);
+      if (!joint) write_csv(csv_path, result.task_incremental);
       fmt::print("seed {}: average accuracy {:.2f}% (task-incremental), {:.2f}% (class-incremental), "
                  "BWT {}, NLL {:.4f}, ECE {:.4f}\n",
                  run_seed, 100 * averages.back(), 100 * result.class_incremental.average(last),

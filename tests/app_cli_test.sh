@@ -18,6 +18,7 @@ expect 2 "replay-weight must be a finite number >= 0, got -5" -- "$bin" --method
 expect 2 "clip must be a finite number >= 0, got nan" -- "$bin" --clip nan --data-dir "$data"
 expect 2 "prior-precision must be a finite number > 0, got inf" -- "$bin" --prior-precision inf --data-dir "$data"
 expect 2 "seed: must be >= 0" -- "$bin" --seed -1 --data-dir "$data"
+expect 2 "joint training learns all tasks in one go" -- "$bin" --method joint --stop-after-task 2 --data-dir "$data"
 expect 2 "optimizer must be ivon, adam or sgd" -- "$bin" --optimizer rmsprop --data-dir "$data"
 expect 2 "epochs must be > 0" -- "$bin" --epochs 0 --data-dir "$data"
 expect 2 "Could not convert" -- "$bin" --epochs abc

@@ -17,7 +17,11 @@ expect 0 "average accuracy" -- "$run" $common --out "$scratch/whole"
 # shellcheck disable=SC2086
 expect 0 "stopped after task 2 of 5; continue with: kprior-run --resume" -- "$run" $common --out "$scratch/parts" --stop-after-task 2
 [ -e "$scratch/parts/results.json" ] && { echo "FAIL: an interrupted run wrote results.json"; fail=1; }
+# ... but its accuracy so far: the header and the rows of the two tasks learned.
+[ "$(wc -l < "$scratch/parts/accuracy_matrix.csv")" -eq 3 ] || { echo "FAIL: a stopped run's accuracy_matrix.csv is not 1 header + 2 rows"; fail=1; }
 expect 2 "cannot be changed" -- "$run" --resume "$scratch/parts" --epochs 3
+expect 2 "resume takes the run's output folder (here $scratch/parts), not a checkpoint file" -- \
+  "$run" --resume "$scratch/parts/checkpoint.h5"
 expect 0 "resuming after task 2 of 5" -- "$run" --resume "$scratch/parts" --threads 1
 for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
   a=$(grep "$key" "$scratch/whole/results.json"); b=$(grep "$key" "$scratch/parts/results.json")
