@@ -468,6 +468,11 @@ int main(int argc, char** argv) {
     }
     if (needs_memory) {
       for (const auto& t : seq.tasks) train::check_memory_fits(options.memory_per_task(), t);
+    } else if (given(o_memory)) {
+      fmt::print("note: --memory-per-task has no effect: method {} keeps no memory\n", method);
+    }
+    if (memory_format_choice == nn::MemoryFormat::ChannelsLast && !nn::has_conv_weights(*probe)) {
+      fmt::print("note: --memory-format channels-last has no effect on a model without convolutions\n");
     }
     const bool tty = isatty(fileno(stdout)) != 0;
     fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}, {}), {}, {} epochs of batch {}, "
