@@ -304,6 +304,10 @@ TEST_CASE("every method learns a small split sequence end to end", "[train]") {
   CHECK_THROWS_WITH(regularize::make_regularizers("ewc", bad), Catch::Matchers::Contains("EWC lambda must be a finite number >= 0, got nan"));
   bad.replay.weight(-1);
   CHECK_THROWS_AS(regularize::make_regularizers("replay", bad), UsageError);
+  // The same checks when a regularizer is built directly.
+  CHECK_THROWS_AS(regularize::FROMP(regularize::FROMPOptions().jitter(nan)), UsageError);
+  CHECK_THROWS_AS(regularize::KPrior(regularize::KPriorOptions().delta(-1)), UsageError);
+  CHECK_THROWS_AS(regularize::Combined(regularize::CombinedOptions().delta(inf)), UsageError);
   CHECK_THROWS_WITH(train::LearnerOptions().lr(nan).validate(), Catch::Matchers::Contains("learning rate"));
   CHECK_THROWS_AS(train::LearnerOptions().grad_clip(nan).validate(), UsageError);
   CHECK_THROWS_AS(train::LearnerOptions().laplace_prior(inf).validate(), UsageError);

@@ -3,11 +3,17 @@
 #include <torch/torch.h>
 
 #include "kprior/checkpoint/objects.h"
+#include "kprior/core/error.h"
 #include "kprior/core/random.h"
 #include "kprior/regularize/ewc.h"
 #include "kprior/regularize/kprior.h"
 
 namespace kprior::regularize {
+
+Combined::Combined(CombinedOptions options) : options_(options) {
+  require_non_negative("ewc+fr+replay delta", options_.delta());
+  require_non_negative("ewc+fr+replay weight lambda", options_.weight_lambda());
+}
 
 torch::Tensor Combined::penalty(nn::TapedModule& model, int64_t task_size) {
   if (anchor_.empty()) return {};

@@ -6,6 +6,10 @@
 
 namespace kprior::regularize {
 
+EWC::EWC(EWCOptions options) : options_(options) {
+  require_non_negative("EWC lambda", options_.lambda());
+}
+
 std::vector<torch::Tensor> task_curvature(nn::TapedModule& model, const data::Task& task,
                                           linearize::Curvature kind) {
   auto sum = linearize::curvature_diagonal(model, task.train.inputs,

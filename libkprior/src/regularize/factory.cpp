@@ -21,25 +21,12 @@ std::vector<std::unique_ptr<Regularizer>> make_regularizers(const std::string& m
   while (std::getline(in, name, ',')) {
     if (!seen.insert(name).second) throw UsageError("method '" + name + "' given twice");
     if (name == "finetune") continue;
-    if (name == "ewc") {
-      require_non_negative("EWC lambda", s.ewc.lambda());
-      out.push_back(std::make_unique<EWC>(s.ewc));
-    } else if (name == "fromp") {
-      require_positive("FROMP tau", s.fromp.tau());
-      require_positive("FROMP jitter", s.fromp.jitter());
-      out.push_back(std::make_unique<FROMP>(s.fromp));
-    } else if (name == "replay") {
-      require_non_negative("replay weight", s.replay.weight());
-      out.push_back(std::make_unique<Replay>(s.replay));
-    } else if (name == "kprior") {
-      require_non_negative("K-prior delta", s.kprior.delta());
-      require_non_negative("K-prior function weight", s.kprior.function_weight());
-      out.push_back(std::make_unique<KPrior>(s.kprior));
-    } else if (name == "ewc+fr+replay") {
-      require_non_negative("ewc+fr+replay delta", s.combined.delta());
-      require_non_negative("ewc+fr+replay weight lambda", s.combined.weight_lambda());
-      out.push_back(std::make_unique<Combined>(s.combined));
-    }
+    // Each regularizer checks its settings when it is built.
+    if (name == "ewc") out.push_back(std::make_unique<EWC>(s.ewc));
+    else if (name == "fromp") out.push_back(std::make_unique<FROMP>(s.fromp));
+    else if (name == "replay") out.push_back(std::make_unique<Replay>(s.replay));
+    else if (name == "kprior") out.push_back(std::make_unique<KPrior>(s.kprior));
+    else if (name == "ewc+fr+replay") out.push_back(std::make_unique<Combined>(s.combined));
     else if (name == "ivon-prior") out.push_back(std::make_unique<IVONPrior>());
     else {
       std::string known;

@@ -1,13 +1,17 @@
 #include "kprior/regularize/fromp.h"
 
 #include <fmt/format.h>
-
 #include <torch/torch.h>
 
 #include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
 
 namespace kprior::regularize {
+
+FROMP::FROMP(FROMPOptions options) : options_(options) {
+  require_positive("FROMP tau", options_.tau());
+  require_positive("FROMP jitter", options_.jitter());
+}
 
 torch::Tensor fromp_quadratic(const torch::Tensor& probs, const torch::Tensor& old_probs,
                               const torch::Tensor& kinv) {

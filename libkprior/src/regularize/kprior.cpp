@@ -2,7 +2,14 @@
 
 #include <torch/torch.h>
 
+#include "kprior/core/error.h"
+
 namespace kprior::regularize {
+
+KPrior::KPrior(KPriorOptions options) : options_(options) {
+  require_non_negative("K-prior delta", options_.delta());
+  require_non_negative("K-prior function weight", options_.function_weight());
+}
 
 torch::Tensor soft_cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
   return -(targets.detach() * torch::log_softmax(logits, 1)).sum();

@@ -2,7 +2,13 @@
 
 #include <torch/torch.h>
 
+#include "kprior/core/error.h"
+
 namespace kprior::regularize {
+
+Replay::Replay(ReplayOptions options) : options_(options) {
+  require_non_negative("replay weight", options_.weight());
+}
 
 torch::Tensor Replay::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
   if (memories_.empty()) return {};

@@ -28,7 +28,8 @@ struct CombinedOptions {
 
 class Combined : public Regularizer {
  public:
-  explicit Combined(CombinedOptions options = {}) : options_(options) {}
+  /// Throws UsageError for a NaN, infinite or out-of-range setting.
+  explicit Combined(CombinedOptions options = {});
   bool needs_memory() const override { return true; }
   std::string name() const override { return "ewc+fr+replay"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;

@@ -21,7 +21,8 @@ struct EWCOptions {
 
 class EWC : public Regularizer {
  public:
-  explicit EWC(EWCOptions options = {}) : options_(options) {}
+  /// Throws UsageError for a NaN, infinite or out-of-range setting.
+  explicit EWC(EWCOptions options = {});
   std::string name() const override { return "ewc"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
   void end_task(const Boundary& b) override;

@@ -21,7 +21,8 @@ struct FROMPOptions {
 
 class FROMP : public Regularizer {
  public:
-  explicit FROMP(FROMPOptions options = {}) : options_(options) {}
+  /// Throws UsageError for a NaN, infinite or out-of-range setting.
+  explicit FROMP(FROMPOptions options = {});
   bool needs_memory() const override { return true; }
   bool needs_variances() const override { return true; }
   std::string name() const override { return "fromp"; }

@@ -15,7 +15,8 @@ struct KPriorOptions {
 
 class KPrior : public Regularizer {
  public:
-  explicit KPrior(KPriorOptions options = {}) : options_(options) {}
+  /// Throws UsageError for a NaN, infinite or out-of-range setting.
+  explicit KPrior(KPriorOptions options = {});
   bool needs_memory() const override { return true; }
   std::string name() const override { return "kprior"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;

@@ -12,7 +12,8 @@ struct ReplayOptions {
 
 class Replay : public Regularizer {
  public:
-  explicit Replay(ReplayOptions options = {}) : options_(options) {}
+  /// Throws UsageError for a NaN, infinite or out-of-range setting.
+  explicit Replay(ReplayOptions options = {});
   bool needs_memory() const override { return true; }
   std::string name() const override { return "replay"; }
   torch::Tensor penalty(nn::TapedModule& model, int64_t task_size) override;
