@@ -10,6 +10,7 @@
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/checkpoint/summary.h"
+#include "kprior/core/version.h"
 #include "kprior/data/benchmarks.h"
 #include "kprior/image/grid.h"
 #include "kprior/image/png.h"
@@ -117,8 +118,12 @@ int main(int argc, char** argv) {
   o_task->needs(o_png);
   o_png->needs(o_task);
 
+  cli.set_version_flag("--version", kprior::version());
+
   return kprior::app::run_guarded(cli, argc, argv, [&] {
     using namespace kprior;
+    if (columns < 1) throw UsageError("--columns must be >= 1");
+    if (scale < 1 || scale > 16) throw UsageError("--scale must be in 1..16");
     const auto tree = checkpoint::read(file);
     if (o_task->count() > 0) {
       const auto memories = checkpoint::get_memories(tree);

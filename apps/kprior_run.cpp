@@ -421,6 +421,9 @@ int main(int argc, char** argv) {
                        .precision(precision);
     options.validate();
     // Validate names and memory needs before loading any data.
+    if (method != "joint" && (method.rfind("joint,", 0) == 0 || method.find(",joint") != std::string::npos)) {
+      throw UsageError("joint (training on all tasks at once) cannot be combined with other methods");
+    }
     const bool needs_memory =
         method != "joint" && regularize::needs_memory(regularize::make_regularizers(method, ms), options.memory_per_task());
     if (example_scores && method == "joint") {
@@ -476,10 +479,11 @@ int main(int argc, char** argv) {
     }
     const bool tty = isatty(fileno(stdout)) != 0;
     fmt::print("kprior-run {}: {} ({} tasks), method {}, optimizer {} (lr {}, {}), {}, {} epochs of batch {}, "
-               "memory {}/task ({}), {} seed(s), {} threads, {} ({}, {})\n",
+               "memory {}, {} seed(s), {} threads, {} ({}, {})\n",
                version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
                train::to_string(options.lr_schedule()),
-               model_text, options.epochs(), options.batch_size(), options.memory_per_task(), select, seeds,
+               model_text, options.epochs(), options.batch_size(),
+               needs_memory ? fmt::format("{}/task ({})", options.memory_per_task(), select) : std::string("none"), seeds,
                n_threads, device_name, nn::to_string(precision), nn::to_string(options.memory_format()));
 
     const json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},
@@ -532,13 +536,17 @@ int main(int argc, char** argv) {
         fmt::print("after task {}: accuracy (%){}  | average {:.2f}\n", t + 1, row,
                    100 * mean / static_cast<double>(accs.size()));
       };
-      std::filesystem::create_directories(out_dir);
+      app::create_output_dir(out_dir);
       const auto ckpt = checkpoint_path(out_dir, seeds, run_seed);
       std::optional<train::SequenceResult> resumed;
       if (!resume_dir.empty() && !joint && std::filesystem::exists(ckpt)) {
         const auto tree = checkpoint::read(ckpt);
         if (train::read_run_info(tree).seed != run_seed) throw FileError(ckpt, "is the checkpoint of another seed");
         resumed = train::load_run_checkpoint(tree, learner);
+        if (stop_after > 0 && stop_after <= learner.tasks_observed()) {
+          throw UsageError(fmt::format("--stop-after-task {}: the run has already learned {} tasks; give a larger "
+                                       "number, or none to finish the run", stop_after, learner.tasks_observed()));
+        }
         fmt::print("seed {}: resuming after task {} of {} from {}\n", run_seed, learner.tasks_observed(), seq.size(), ckpt);
       }
       train::SequenceHooks hooks;

@@ -69,6 +69,7 @@ std::shared_ptr<nn::TapedModule> make_model(const std::string& name) {
 }
 
 std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
+  if (fs::is_directory(path)) throw FileError(path, "is a directory, not a --remove-indices file");
   std::ifstream in(path);
   if (!in) throw FileError(path, "cannot read the --remove-indices file");
   std::vector<int64_t> out;
@@ -85,14 +86,14 @@ std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used != item.size()) throw UsageError(path + ": '" + item + "' is not an index");
-      if (v < 0 || v >= n) throw UsageError(fmt::format("{}: index {} is outside the training set (0..{})", path, v, n - 1));
+      if (used != item.size()) throw FileError(path, "'" + item + "' is not an index");
+      if (v < 0 || v >= n) throw FileError(path, fmt::format("index {} is outside the training set (0..{})", v, n - 1));
       out.push_back(v);
     }
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
-  if (out.empty()) throw UsageError(path + ": no indices to remove (the removal set is empty)");
+  if (out.empty()) throw FileError(path, "no indices to remove (the removal set is empty)");
   return out;
 }
 
@@ -201,16 +202,19 @@ int main(int argc, char** argv) {
                "size: accuracy drop; with --retrain) and estimated vs true single-removal\n"
                "changes (with --per-example); needs Python 3 with matplotlib");
   cli.add_option("--top-k", o.top_k, "write the N most influential training images (top_influential.png/.csv)");
-  cli.add_flag("--retrain", o.retrain, "check the estimates against warm-started retraining without the removed data");
-  cli.add_option("--protocols", o.protocols, "retraining protocols: published (small cosine lr), converge (larger lr)")->capture_default_str();
-  cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default 10; the publication: up to 1000)");
-  cli.add_option("--converge-epochs", o.converge_epochs, "epochs of the converge protocol")->capture_default_str();
-  cli.add_option("--converge-lr", o.converge_lr, "learning rate of the converge protocol")->capture_default_str();
-  cli.add_option("--per-example", o.per_example, "remove N random single examples, retrain for each (full batch), compare softmax changes");
-  cli.add_option("--per-example-steps", o.per_example_steps, "full-batch steps of each single-example retraining")->capture_default_str();
-  cli.add_option("--per-example-lr", o.per_example_lr, "learning rate of the single-example retraining")->capture_default_str();
-  cli.add_option("--per-example-optimizer", o.per_example_optimizer,
+  auto* o_retrain = cli.add_flag("--retrain", o.retrain, "check the estimates against warm-started retraining without the removed data");
+  auto* o_protocols = cli.add_option("--protocols", o.protocols, "retraining protocols: published (small cosine lr), converge (larger lr)")->capture_default_str();
+  auto* o_retrain_epochs = cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default 10; the publication: up to 1000)");
+  auto* o_converge_epochs = cli.add_option("--converge-epochs", o.converge_epochs, "epochs of the converge protocol")->capture_default_str();
+  auto* o_converge_lr = cli.add_option("--converge-lr", o.converge_lr, "learning rate of the converge protocol")->capture_default_str();
+  auto* o_per_example = cli.add_option("--per-example", o.per_example, "remove N random single examples, retrain for each (full batch), compare softmax changes");
+  auto* o_pe_steps = cli.add_option("--per-example-steps", o.per_example_steps, "full-batch steps of each single-example retraining")->capture_default_str();
+  auto* o_pe_lr = cli.add_option("--per-example-lr", o.per_example_lr, "learning rate of the single-example retraining")->capture_default_str();
+  auto* o_pe_opt = cli.add_option("--per-example-optimizer", o.per_example_optimizer,
                  "optimizer of the single-example retraining (full-batch sgd: deterministic, no adaptive scaling)")->capture_default_str();
+  // Options of a stage act only with that stage.
+  for (auto* opt : {o_protocols, o_retrain_epochs, o_converge_epochs, o_converge_lr}) opt->needs(o_retrain);
+  for (auto* opt : {o_pe_steps, o_pe_lr, o_pe_opt}) opt->needs(o_per_example);
 
   return app::run_guarded(cli, argc, argv, [&]() -> int {
     reuse_large_allocations();  // large per-batch tensors: no page-fault churn
@@ -233,10 +237,34 @@ int main(int argc, char** argv) {
     if (o.converge_epochs <= 0 || o.per_example_steps <= 0) {
       throw UsageError("--converge-epochs and --per-example-steps must be > 0");
     }
-    if (o.lr < 0 || !(o.converge_lr > 0) || !(o.per_example_lr > 0)) {
-      throw UsageError("learning rates must be > 0 (--lr 0: the optimizer's default)");
+    require_non_negative("--lr (0: the optimizer's default)", o.lr);
+    require_positive("--converge-lr", o.converge_lr);
+    require_positive("--per-example-lr", o.per_example_lr);
+    require_positive("--prior-precision", o.prior_precision);
+    if (o.batch_size <= 0) throw UsageError("--batch-size must be > 0");
+    try {
+      train::parse_optimizer(o.per_example_optimizer);
+    } catch (const UsageError& e) {
+      throw UsageError(std::string("--per-example-optimizer: ") + e.what());
     }
-    if (!(o.prior_precision > 0)) throw UsageError("--prior-precision must be > 0");
+    if (o.retrain && remove.empty() && o.remove_indices.empty()) {
+      throw UsageError("--retrain retrains without removed data: give --remove-class or --remove-indices");
+    }
+    if (!o.checkpoint.empty()) {
+      // The model and its posterior come from the file: training options cannot act.
+      for (const char* name : {"--epochs", "--lr", "--prior-precision", "--posterior"}) {
+        if (cli.get_option(name)->count() > 0) {
+          throw UsageError(std::string(name) + " applies to training; with --checkpoint the model and its posterior "
+                           "(and its δ) come from the file");
+        }
+      }
+      for (const char* name : {"--optimizer", "--batch-size"}) {  // these also set --retrain's runs
+        if (cli.get_option(name)->count() > 0 && !o.retrain) {
+          throw UsageError(std::string(name) + " with --checkpoint acts only on --retrain's runs (the model comes "
+                           "from the file)");
+        }
+      }
+    }
     auto protocols = o.retrain ? retraining_protocols(o) : std::vector<ProtocolRun>{};
     const auto dir = fashion_dir(o.data_dir);
     auto train_set = data::load_mnist_dir(dir, data::Split::Train);
@@ -245,7 +273,7 @@ int main(int argc, char** argv) {
       train_set = train_set.subset(torch::arange(o.train_size));
     }
     const auto indices = o.remove_indices.empty() ? std::vector<int64_t>{} : read_indices(o.remove_indices, train_set.size());
-    fs::create_directories(o.out_dir);
+    app::create_output_dir(o.out_dir);
     const std::vector<int64_t> cols = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     torch::manual_seed(o.seed);
     auto model = make_model(o.model);
@@ -259,6 +287,8 @@ int main(int argc, char** argv) {
       auto loaded = influence::load_model_file(o.checkpoint, *model, o.model);
       q = loaded.posterior;
       o.prior_precision = loaded.prior_precision;
+      summary["prior_precision"] = o.prior_precision;  // the file's δ
+      summary["checkpoint"] = o.checkpoint;
       model->eval();
       fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
     } else {
@@ -281,7 +311,7 @@ int main(int argc, char** argv) {
       summary["posterior_seconds"] = since(t0);
       influence::save_model_file(o.out_dir + "/model.h5", *model, o.model, o.prior_precision, *q);
     }
-    summary["optimizer"] = o.optimizer;
+    if (o.checkpoint.empty()) summary["optimizer"] = o.optimizer;  // a loaded model's is not recorded
     summary["posterior"] = q->source();
     const auto test_q = train::evaluate_fit(*model, test_set, cols);
     const auto train_q = train::evaluate_fit(*model, train_set, cols);
@@ -394,7 +424,9 @@ int main(int argc, char** argv) {
                              {"set_form_vs_test_nll", o.set_form ? correlations(set_test, nll) : json(nullptr)},
                              {"control", {{"test_nll", p.control.test_nll}, {"test_accuracy", p.control.test_accuracy},
                                           {"seconds", p.control.seconds}}},
-                             {"epochs", p.fit.epochs()}, {"lr", p.fit.lr()}, {"final_lr", p.fit.final_lr()}};
+                             {"epochs", p.fit.epochs()}, {"lr", p.fit.lr()},
+                             {"optimizer", train::to_string(p.fit.optimizer())}, {"batch_size", p.fit.batch_size()},
+                             {"final_lr", p.fit.final_lr() < 0 ? p.fit.lr() : p.fit.final_lr()}};  // < 0: constant
         if (est.size() >= 2) {
           fmt::print("{}: estimate vs retrained test NLL Pearson {} Spearman {}; vs accuracy drop Spearman {}; "
                      "trivial predictor vs test NLL Spearman {}\n",
@@ -436,7 +468,8 @@ int main(int argc, char** argv) {
       const auto order = random_permutation(train_set.size(), mix_seed(o.seed, 0x5e1f));
       const auto p0 = torch::softmax(sens.logits, 1);
       const auto est_probs = influence::perturbed_probabilities(sens);
-      fmt::print("single-example removals: {} examples, {} full-batch {} steps each at lr {:g}\n", o.per_example,
+      fmt::print("single-example removals: {} examples, {} full-batch {} steps each at lr {:g}\n",
+                 std::min<int64_t>(o.per_example, train_set.size()),
                  o.per_example_steps, o.per_example_optimizer, o.per_example_lr);
       // The control run's probabilities of every example, to subtract the drift of retraining.
       influence::set_weights(*model, weights);

@@ -19,9 +19,11 @@ expect 2 "clip must be a finite number >= 0, got nan" -- "$bin" --clip nan --dat
 expect 2 "prior-precision must be a finite number > 0, got inf" -- "$bin" --prior-precision inf --data-dir "$data"
 expect 2 "seed: must be >= 0" -- "$bin" --seed -1 --data-dir "$data"
 expect 2 "joint training learns all tasks in one go" -- "$bin" --method joint --stop-after-task 2 --data-dir "$data"
+expect 2 "joint (training on all tasks at once) cannot be combined" -- "$bin" --method joint,fromp --data-dir "$data"
 # Options that cannot act say so rather than being ignored silently.
 expect 0 "note: --memory-per-task has no effect: method ewc keeps no memory" -- "$bin" --method ewc --memory-per-task 10 \
   --epochs 1 --stop-after-task 1 --data-dir "$data" --out "$scratch/ewc-note" --threads 1
+printf '%s' "$out" | grep -q "memory none" || { echo "FAIL: the header of an ewc run shows a memory: $out"; fail=1; }
 expect 2 "optimizer must be ivon, adam or sgd" -- "$bin" --optimizer rmsprop --data-dir "$data"
 expect 2 "epochs must be > 0" -- "$bin" --epochs 0 --data-dir "$data"
 expect 2 "Could not convert" -- "$bin" --epochs abc

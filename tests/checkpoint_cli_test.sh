@@ -22,6 +22,7 @@ expect 0 "stopped after task 2 of 5; continue with: kprior-run --resume" -- "$ru
 expect 2 "cannot be changed" -- "$run" --resume "$scratch/parts" --epochs 3
 expect 2 "resume takes the run's output folder (here $scratch/parts), not a checkpoint file" -- \
   "$run" --resume "$scratch/parts/checkpoint.h5"
+expect 2 "stop-after-task 1: the run has already learned 2 tasks" -- "$run" --resume "$scratch/parts" --stop-after-task 1 --threads 1
 expect 0 "resuming after task 2 of 5" -- "$run" --resume "$scratch/parts" --threads 1
 for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
   a=$(grep "$key" "$scratch/whole/results.json"); b=$(grep "$key" "$scratch/parts/results.json")
@@ -72,6 +73,8 @@ expect 2 "requires --png" -- "$inspect" "$ckpt" --export-memory 1
 expect 1 "missing.h5: no such checkpoint file" -- "$inspect" "$scratch/missing.h5"
 printf 'not a checkpoint\n' > "$scratch/foreign.h5"
 expect 1 "foreign.h5: not a kprior checkpoint" -- "$inspect" "$scratch/foreign.h5"
+expect 2 "scale must be in 1..16" -- "$inspect" "$ckpt" --export-memory 2 --png "$scratch/big.png" --scale 1000
+expect 0 "0.1" -- "$inspect" --version
 head -c 100000 "$ckpt" > "$scratch/truncated.h5"
 expect 1 "truncated.h5: truncated" -- "$inspect" "$scratch/truncated.h5"
 cp "$ckpt" "$scratch/corrupted.h5"

@@ -2,6 +2,7 @@
 # Command-line behaviour of mpe-influence: exit 2 and one line for bad arguments (a class out
 # of range, an empty removal set), exit 1 for files that are not its model file, and a short
 # real run on the bundled Fashion-MNIST that writes its outputs and reads its model back.
+# A --remove-indices file that cannot be used is a data error (exit 1).
 # Usage: mpe_influence_cli_test.sh BIN_DIR DATA_DIR SCRATCH_DIR
 set -u
 bin=$1/mpe-influence
@@ -10,20 +11,31 @@ scratch=$3
 . "$(dirname "$0")/cli_expect.sh"
 rm -rf "$scratch"; mkdir -p "$scratch"
 quick="--data-dir $data --train-size 2000 --epochs 1 --threads 1"
+load="--data-dir $data --train-size 2000 --threads 1"  # with --checkpoint: no training options
 expect 0 "what if some training data had not been there" -- "$bin" --help
 expect 2 "remove-class must be a class 0..9 or 'all', got '10'" -- "$bin" $quick --remove-class 10
 expect 2 "remove-class must be a class 0..9 or 'all', got 'x'" -- "$bin" $quick --remove-class x
 : > "$scratch/empty.txt"
-expect 2 "the removal set is empty" -- "$bin" $quick --remove-indices "$scratch/empty.txt"
+expect 1 "the removal set is empty" -- "$bin" $quick --remove-indices "$scratch/empty.txt"
+expect 1 "is a directory, not a --remove-indices file" -- "$bin" $quick --remove-indices "$scratch"
 printf '3\n99999999\n' > "$scratch/far.txt"
-expect 2 "index 99999999 is outside the training set" -- "$bin" $quick --remove-indices "$scratch/far.txt"
+expect 1 "index 99999999 is outside the training set" -- "$bin" $quick --remove-indices "$scratch/far.txt"
 expect 2 "perturbation form" -- "$bin" $quick --form cubic
 expect 2 "model must be mlp or lenet5" -- "$bin" $quick --model resnet
-expect 2 "converge-epochs and --per-example-steps must be > 0" -- "$bin" $quick --converge-epochs 0
-expect 2 "learning rates must be > 0" -- "$bin" $quick --converge-lr -1
+expect 2 "converge-epochs and --per-example-steps must be > 0" -- "$bin" $quick --retrain --remove-class 3 --converge-epochs 0
+expect 2 "converge-lr must be a finite number > 0, got -1" -- "$bin" $quick --retrain --remove-class 3 --converge-lr -1
+# NaN and infinite values are refused before training.
+expect 2 "lr (0: the optimizer's default) must be a finite number >= 0, got nan" -- "$bin" $quick --lr nan
+expect 2 "prior-precision must be a finite number > 0, got inf" -- "$bin" $quick --prior-precision inf
+expect 2 "per-example-lr must be a finite number > 0, got inf" -- "$bin" $quick --per-example 2 --per-example-lr inf
+expect 2 "per-example-optimizer: optimizer must be" -- "$bin" $quick --per-example 2 --per-example-optimizer foo
+# Options of a stage that does not run, or of training when the model is loaded, are refused.
+expect 2 "protocols requires --retrain" -- "$bin" $quick --protocols converge
+expect 2 "per-example-steps requires --per-example" -- "$bin" $quick --per-example-steps 3
+expect 2 "retrain retrains without removed data" -- "$bin" $quick --retrain
 expect 2 "posterior must be laplace or adam" -- "$bin" $quick --posterior exact
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
-expect 1 "not a kprior checkpoint" -- "$bin" $quick --checkpoint "$scratch/far.txt"
+expect 1 "not a kprior checkpoint" -- "$bin" $load --checkpoint "$scratch/far.txt"
 # A real (tiny) run: class estimates, a listed set, retraining, top-k picture.
 printf '0, 1, 2\n5\n' > "$scratch/some.txt"
 expect 0 "estimate vs retrained test NLL Pearson" -- "$bin" $quick --out "$scratch/run" --remove-class all \
@@ -34,9 +46,16 @@ done
 [ "$(wc -l < "$scratch/run/class_removal.csv")" -eq 11 ] || { echo "FAIL: class_removal.csv is not 1 header + 10 rows"; fail=1; }
 grep -q '"spearman"' "$scratch/run/summary.json" || { echo "FAIL: summary.json lacks correlations"; fail=1; }
 # Reading the model back skips training and gives the same estimates.
-expect 0 "loaded mlp and its posterior" -- "$bin" $quick --checkpoint "$scratch/run/model.h5" --remove-class 3 --out "$scratch/again"
+expect 0 "loaded mlp and its posterior" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --remove-class 3 --out "$scratch/again"
+grep -q '"optimizer"' "$scratch/again/summary.json" && { echo "FAIL: summary.json of a loaded model names an optimizer"; fail=1; }
+expect 2 "prior-precision applies to training; with --checkpoint" -- "$bin" $load --checkpoint "$scratch/run/model.h5" \
+  --prior-precision 5
+expect 2 "optimizer with --checkpoint acts only on --retrain's runs" -- "$bin" $load --checkpoint "$scratch/run/model.h5" \
+  --optimizer ivon
 a=$(grep '^3,' "$scratch/run/class_removal.csv" | cut -d, -f1-5)
 b=$(grep '^3,' "$scratch/again/class_removal.csv" | cut -d, -f1-5)
 [ "$a" = "$b" ] || { echo "FAIL: estimates differ after reloading: '$a' vs '$b'"; fail=1; }
-expect 2 "holds a mlp model; pass --model mlp" -- "$bin" $quick --checkpoint "$scratch/run/model.h5" --model lenet5
+expect 2 "holds a mlp model; pass --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
+: > "$scratch/a-file"
+expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"
 exit $fail

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -29,6 +30,18 @@ inline int guarded(const std::string& name, const std::function<int()>& body) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
     return 1;
+  }
+}
+
+/// Creates the output folder `dir` (and its parents); a FileError naming it when that fails
+/// (an existing file in the way, no permission), rather than the standard library's text.
+inline void create_output_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    throw kprior::FileError(dir, std::filesystem::exists(dir) && !std::filesystem::is_directory(dir)
+                                     ? "is a file, not an output folder"
+                                     : "cannot create the output folder (" + ec.message() + ")");
   }
 }
 
