@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
       // Images drawn as they were (the JPEG benchmarks' normalisation undone, true brightness
       // for MNIST and CIFAR); inputs of unknown range are stretched per image.
       auto images = as_images(m.inputs).to(torch::kFloat64);
-      const auto stats = data::benchmark_image_stats(checkpoint::summarize(tree).benchmark);
+      const auto stats = data::benchmark_image_stats(tree.has_attr("run@benchmark") ? tree.text("run@benchmark") : "");
       if (stats && images.dim() == 4 && images.size(1) == 3) data::denormalize_channels(images, *stats);
       image::write_png(png, image::labelled_grid(images, labels, {columns, scale, stats.has_value()}));
       fmt::print("wrote {} remembered images of task {} to {}\n", m.size(), task, png);

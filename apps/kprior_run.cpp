@@ -34,6 +34,7 @@ using nlohmann::json;
 
 std::vector<int64_t> parse_widths(const std::string& text) {
   std::vector<int64_t> widths;
+  if (text == "none") return widths;  // no hidden layer: a linear model
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
@@ -142,8 +143,9 @@ std::string given_options(const CLI::App& cli) {
 // ones given now.
 std::vector<std::string> resumed_arguments(const std::vector<std::string>& args, const std::string& dir) {
   if (std::filesystem::is_regular_file(dir)) {
-    throw kprior::UsageError("--resume takes the run's output folder (here " +
-                             std::filesystem::path(dir).parent_path().string() + "), not a checkpoint file");
+    const auto folder = std::filesystem::path(dir).parent_path().string();
+    throw kprior::UsageError("--resume takes the run's output folder (here " + (folder.empty() ? "." : folder) +
+                             "), not a checkpoint file");
   }
   std::string path = dir + "/checkpoint.h5";
   if (!std::filesystem::exists(path)) {
@@ -201,6 +203,18 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
   if (config.is_object() && !format_given) {
     out.push_back("--memory-format=" + (config.contains("memory_format") ? config["memory_format"].get<std::string>()
                                                                          : std::string("contiguous")));
+  }
+  // An MLP keeps the hidden widths it was built with, whatever today's default for the
+  // benchmark is (the CNN benchmarks' MLP default changed from none to 256,256).
+  bool hidden_given = false;
+  for (const auto& entry : saved) hidden_given = hidden_given || entry[0].get<std::string>() == "--hidden";
+  if (config.is_object() && !hidden_given && config.contains("mlp") && config["mlp"].is_array() &&
+      config["mlp"].size() >= 2) {
+    const auto& widths = config["mlp"];  // input, hidden..., outputs
+    std::string hidden;
+    for (size_t k = 1; k + 1 < widths.size(); ++k) hidden += (hidden.empty() ? "" : ",") + widths[k].dump();
+    if (!hidden.empty()) out.push_back("--hidden=" + hidden);
+    else out.push_back("--hidden=none");
   }
   for (size_t i = 1; i < args.size(); ++i) {
     const auto name = args[i].substr(0, args[i].find('='));
@@ -280,7 +294,7 @@ int main(int argc, char** argv) {
                                     "on permuted-mnist, else constant as published)");
   auto* o_epochs = cli.add_option("--epochs", epochs, "epochs per task (default: published; 10 with ivon and fromp on split-mnist)");
   auto* o_batch = cli.add_option("--batch-size", batch_size, "mini-batch size (default: published; 8 with ivon and fromp on split-mnist)");
-  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated (default: published; 256,256 where\nthe published model is a CNN; --model mlp only)");
+  cli.add_option("--hidden", hidden, "MLP hidden widths, comma-separated, or none (default: published; 256,256\nwhere the published model is a CNN; --model mlp only)");
   auto* o_memory = cli.add_option("--memory-per-task", memory, "remembered examples per task (default: published; with fromp at most\nwhat its kernels fit in 8 GiB, e.g. 145 for ResNet-18 on TinyImageNet)");
   cli.add_option("--select", select,
                  "memory selection: lambda (Tr Λ), mpe, random; auto = random for replay alone\n"
@@ -378,6 +392,7 @@ int main(int argc, char** argv) {
     require_non_negative("--kprior-delta", kprior_delta);
     require_non_negative("--replay-weight", replay_weight);
     require_non_negative("--ivon-wd", ivon_wd);
+    if (!(ivon_beta2 >= 0 && ivon_beta2 <= 1)) throw UsageError(fmt::format("--ivon-beta2 must be in [0, 1], got {}", ivon_beta2));
     if (device_name != "cpu" && device_name != "cuda") throw UsageError("--device must be cpu or cuda");
     if (device_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device available in this build");
     const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
@@ -543,9 +558,12 @@ int main(int argc, char** argv) {
         const auto tree = checkpoint::read(ckpt);
         if (train::read_run_info(tree).seed != run_seed) throw FileError(ckpt, "is the checkpoint of another seed");
         resumed = train::load_run_checkpoint(tree, learner);
-        if (stop_after > 0 && stop_after <= learner.tasks_observed()) {
-          throw UsageError(fmt::format("--stop-after-task {}: the run has already learned {} tasks; give a larger "
-                                       "number, or none to finish the run", stop_after, learner.tasks_observed()));
+        if (stop_after > 0 && stop_after <= learner.tasks_observed() && learner.tasks_observed() < seq.size()) {
+          // Nothing to learn before the stop (the run would otherwise train one more task).
+          fmt::print("seed {}: already stopped after task {} of {} (--stop-after-task {}); continue with a larger "
+                     "--stop-after-task, or none to finish the run\n",
+                     run_seed, learner.tasks_observed(), seq.size(), stop_after);
+          return 0;
         }
         fmt::print("seed {}: resuming after task {} of {} from {}\n", run_seed, learner.tasks_observed(), seq.size(), ckpt);
       }

@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    auto protocols = o.retrain ? retraining_protocols(o) : std::vector<ProtocolRun>{};
+    auto protocols = o.retrain ? retraining_protocols(o) : std::vector<ProtocolRun>{};  // names checked now
     const auto dir = fashion_dir(o.data_dir);
     auto train_set = data::load_mnist_dir(dir, data::Split::Train);
     const auto test_set = data::load_mnist_dir(dir, data::Split::Test);
@@ -288,6 +288,7 @@ int main(int argc, char** argv) {
       q = loaded.posterior;
       o.prior_precision = loaded.prior_precision;
       summary["prior_precision"] = o.prior_precision;  // the file's δ
+      if (o.retrain) protocols = retraining_protocols(o);  // retrain towards the file's δ
       summary["checkpoint"] = o.checkpoint;
       model->eval();
       fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
@@ -426,6 +427,7 @@ int main(int argc, char** argv) {
                                           {"seconds", p.control.seconds}}},
                              {"epochs", p.fit.epochs()}, {"lr", p.fit.lr()},
                              {"optimizer", train::to_string(p.fit.optimizer())}, {"batch_size", p.fit.batch_size()},
+                             {"prior_precision", p.fit.prior_precision()},
                              {"final_lr", p.fit.final_lr() < 0 ? p.fit.lr() : p.fit.final_lr()}};  // < 0: constant
         if (est.size() >= 2) {
           fmt::print("{}: estimate vs retrained test NLL Pearson {} Spearman {}; vs accuracy drop Spearman {}; "

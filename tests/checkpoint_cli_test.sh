@@ -22,7 +22,7 @@ expect 0 "stopped after task 2 of 5; continue with: kprior-run --resume" -- "$ru
 expect 2 "cannot be changed" -- "$run" --resume "$scratch/parts" --epochs 3
 expect 2 "resume takes the run's output folder (here $scratch/parts), not a checkpoint file" -- \
   "$run" --resume "$scratch/parts/checkpoint.h5"
-expect 2 "stop-after-task 1: the run has already learned 2 tasks" -- "$run" --resume "$scratch/parts" --stop-after-task 1 --threads 1
+expect 0 "already stopped after task 2 of 5 (--stop-after-task 1)" -- "$run" --resume "$scratch/parts" --stop-after-task 1 --threads 1
 expect 0 "resuming after task 2 of 5" -- "$run" --resume "$scratch/parts" --threads 1
 for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
   a=$(grep "$key" "$scratch/whole/results.json"); b=$(grep "$key" "$scratch/parts/results.json")

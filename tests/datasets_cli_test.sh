@@ -71,12 +71,15 @@ expect 2 "hidden applies to --model mlp only" -- "$bin" --tasks split-cifar $com
 # --model mlp where the published model is a CNN: two hidden layers of 256, not a linear model.
 expect 0 "MLP 3072,256,256,60" -- "$bin" --tasks split-cifar $common --model mlp --method finetune --stop-after-task 1 \
   --out "$scratch/mlp"
+# Resumed, it keeps the widths saved with the run (a run from before this default keeps its own).
+expect 0 "resuming after task 1 of 6" -- "$bin" --resume "$scratch/mlp" --stop-after-task 2 --threads 1
+printf '%s' "$out" | grep -q "MLP 3072,256,256,60" || { echo "FAIL: the resumed MLP changed widths: $out"; fail=1; }
 expect 2 "model must be mlp, lenet5, cifarnet or resnet18" -- "$bin" --tasks split-cifar $common --model vgg
 expect 1 "cifar-100-binary: not found" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/missing"
-# A run that blows up is a training error (exit 1) at the epoch's end, even when the loss is
-# still finite but IVON's state is not (its posterior would be invalid at the boundary).
+# A run that blows up (here a learning rate of 1e8) is a training error (exit 1) at the
+# epoch's end: the loss, the weights or IVON's state are no longer finite.
 expect 1 "training diverged on task 1, epoch 1" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/data" --epochs 1 \
-  --threads 1 --optimizer ivon --method finetune --batch-size 4 --stop-after-task 1 --out "$scratch/diverged"
+  --threads 1 --optimizer ivon --lr 1e8 --method finetune --batch-size 4 --stop-after-task 1 --out "$scratch/diverged"
 # A class without val images would leave its task's accuracy to the others: refused at load.
 cp -r "$scratch/data/tiny-imagenet-200" "$scratch/noval"
 grep -v "n00000003" "$scratch/noval/val/val_annotations.txt" > "$scratch/noval/val/annotations" &&

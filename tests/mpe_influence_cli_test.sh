@@ -1,8 +1,8 @@
 #!/bin/sh
 # Command-line behaviour of mpe-influence: exit 2 and one line for bad arguments (a class out
-# of range, an empty removal set), exit 1 for files that are not its model file, and a short
+# of range, NaN rates, options that cannot act), exit 1 for files it cannot use (a removal
+# list without indices, a file that is not its model file), and a short
 # real run on the bundled Fashion-MNIST that writes its outputs and reads its model back.
-# A --remove-indices file that cannot be used is a data error (exit 1).
 # Usage: mpe_influence_cli_test.sh BIN_DIR DATA_DIR SCRATCH_DIR
 set -u
 bin=$1/mpe-influence
@@ -55,6 +55,13 @@ expect 2 "optimizer with --checkpoint acts only on --retrain's runs" -- "$bin" $
 a=$(grep '^3,' "$scratch/run/class_removal.csv" | cut -d, -f1-5)
 b=$(grep '^3,' "$scratch/again/class_removal.csv" | cut -d, -f1-5)
 [ "$a" = "$b" ] || { echo "FAIL: estimates differ after reloading: '$a' vs '$b'"; fail=1; }
+# Retraining a loaded model keeps the file's δ (here 50, not the default 100).
+expect 0 "training mlp on 2000 Fashion-MNIST images" -- "$bin" $quick --prior-precision 50 --out "$scratch/d50" --remove-class 3
+expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/d50/model.h5" --remove-class 3 --retrain --protocols converge \
+  --converge-epochs 1 --out "$scratch/d50-retrain"
+grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "FAIL: summary.json lacks the file's δ"; fail=1; }
+[ "$(grep -c '"prior_precision": 50' "$scratch/d50-retrain/summary.json")" -ge 2 ] ||
+  { echo "FAIL: the retraining protocol did not use the file's δ"; fail=1; }
 expect 2 "holds a mlp model; pass --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
 : > "$scratch/a-file"
 expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"

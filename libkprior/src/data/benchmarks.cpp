@@ -152,6 +152,12 @@ std::vector<std::string> benchmark_names() {
           "split-imagenet", "split-h5"};
 }
 
+void throw_unknown_benchmark(const std::string& name) {
+  std::string known;
+  for (const auto& n : benchmark_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown task sequence '" + name + "' (known: " + known + ")");
+}
+
 uint64_t imagenet_class_order_seed() { return 1993; }
 
 std::optional<ChannelStats> benchmark_image_stats(const std::string& name) {
@@ -218,9 +224,7 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
     require_every_class(a.test, a.num_classes, path, a.split_from_inputs ? "test (split off inputs)" : "test");
     return make_split_sequence(name, a.train, a.test, consecutive_groups(a.num_classes, per_task), a.num_classes);
   }
-  std::string known;
-  for (const auto& n : benchmark_names()) known += (known.empty() ? "" : ", ") + n;
-  throw UsageError("unknown task sequence '" + name + "' (known: " + known + ")");
+  throw_unknown_benchmark(name);
 }
 
 }  // namespace kprior::data

@@ -171,6 +171,9 @@ bool ContinualLearner::state_is_finite() const {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> ok;
   for (const auto& p : model_->parameters()) ok.push_back(p.isfinite().all());
+  for (const auto& b : model_->buffers()) {  // BatchNorm's running statistics
+    if (b.is_floating_point()) ok.push_back(b.isfinite().all());
+  }
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
     // The posterior's variance 1 / (ess (h + δ)) needs h + δ finite and positive.
     const auto h = ivon->hessian();

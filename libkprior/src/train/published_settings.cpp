@@ -21,9 +21,7 @@ PublishedSettings published_settings(const std::string& benchmark) {
   if (benchmark == "split-tinyimagenet") return {{256, 256}, 1e-3, 30, 256, 10.0, 1e-6, 1e-3, 0.0, 200, "resnet18"};
   if (benchmark == "split-imagenet") return {{256, 256}, 1e-3, 10, 256, 10.0, 1e-6, 1e-3, 0.0, 200, "resnet18"};
   if (benchmark == "split-h5") return {{256, 256}, 1e-3, 10, 128, 10.0, 1e-6, 1e-3, 0.0, 40, "mlp"};
-  std::string known;
-  for (const auto& n : data::benchmark_names()) known += (known.empty() ? "" : ", ") + n;
-  throw UsageError("unknown task sequence '" + benchmark + "' (known: " + known + ")");
+  data::throw_unknown_benchmark(benchmark);
 }
 
 IvonSettings ivon_settings(const std::string& benchmark, bool with_fromp) {

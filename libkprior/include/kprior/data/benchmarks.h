@@ -12,6 +12,9 @@ namespace kprior::data {
 /// Names accepted by make_benchmark.
 std::vector<std::string> benchmark_names();
 
+/// Throws the UsageError for a name that is not one of benchmark_names(), listing them.
+[[noreturn]] void throw_unknown_benchmark(const std::string& name);
+
 /// Builds a named benchmark:
 ///   split-mnist     5 tasks {0,1},{2,3},...,{8,9} of MNIST, one 2-way head per task;
 ///   permuted-mnist  10 tasks of MNIST under seeded pixel permutations (task 0 unpermuted),

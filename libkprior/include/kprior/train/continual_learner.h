@@ -169,7 +169,8 @@ class ContinualLearner {
   torch::Tensor loss(const data::Task& task, const torch::Tensor& x, const torch::Tensor& local_targets);
   void set_ess(double n);
   void seed_module_randomness(int64_t task_id) const;
-  /// Whether the weights (and IVON's Hessian estimate) are all finite (h + δ > 0 too).
+  /// Whether the weights, floating buffers (BatchNorm's statistics) and IVON's Hessian
+  /// estimate are all finite (and h + δ > 0).
   bool state_is_finite() const;
   void end_task(const data::Task& task);
   /// Recursive diagonal GGN Laplace variances after `task` (optimizers other than IVON).
