@@ -552,6 +552,21 @@ TEST_CASE("JPEG trees: class-per-folder and TinyImageNet layouts, decoded in mem
   REQUIRE(tree.val.size() == 3);
   CHECK(tree.train.labels == std::vector<int64_t>{0, 0, 1, 1, 2, 2});
   CHECK(tree.val.labels == std::vector<int64_t>{0, 1, 2});
+  {
+    // A .png among the JPEGs is one of the class's images (as in torchvision's ImageFolder);
+    // other files are not images.
+    const auto gray = kprior::testing::tree_gray(1);
+    kprior::image::write_png((root / "train" / names[1] / "extra.png").string(),
+                             torch::full({6, 7, 3}, static_cast<int64_t>(gray), torch::kUInt8));
+    std::ofstream(root / "train" / names[1] / "notes.txt") << "not an image";
+    const auto with_png = scan_image_tree(root.string());
+    REQUIRE(with_png.train.size() == 7);
+    CHECK(with_png.train.labels == std::vector<int64_t>{0, 0, 1, 1, 1, 2, 2});
+    const auto png = decode_jpeg(with_png.train.files[2]);
+    CHECK(png.width == 7);
+    CHECK(png.at(3, 4, 0) == gray);
+    std::filesystem::remove(root / "train" / names[1] / "extra.png");
+  }
   const ChannelStats unit{{0, 0, 0}, {1, 1, 1}};
   ImageTransform t{5, false, 0.08, 256.0 / 224.0, unit};
   const auto d = load_image_list(tree.train, t, 0, 2);
@@ -591,7 +606,7 @@ TEST_CASE("JPEG trees: bad layouts are FileErrors naming the place", "[datasets]
   }
   SECTION("class folder without images") {
     std::filesystem::create_directories(tmp.path() / "train" / "n00000005");
-    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("n00000005: has no .JPEG/.jpg images"));
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("n00000005: has no images (.JPEG, .jpg or .png)"));
   }
   SECTION("val class folder that is not a training class") {
     TempDir other;

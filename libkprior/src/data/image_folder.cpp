@@ -15,16 +15,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_jpeg_name(const fs::path& p) {
+// The images a tree may hold: JPEG, and PNG as torchvision's ImageFolder reads it too (the
+// decoder tells them apart by their signature, whatever the name says).
+bool is_image_name(const fs::path& p) {
   auto ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpeg" || ext == ".jpg";
+  return ext == ".jpeg" || ext == ".jpg" || ext == ".png";
 }
 
-std::vector<std::string> jpegs_under(const fs::path& dir) {
+std::vector<std::string> images_under(const fs::path& dir) {
   std::vector<std::string> files;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file() && is_jpeg_name(e.path())) files.push_back(e.path().string());
+    if (e.is_regular_file() && is_image_name(e.path())) files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -59,8 +61,8 @@ ImageList scan_image_folder(const std::string& dir, const std::vector<std::strin
   for (const auto& name : names) {
     const auto it = id.find(name);
     if (it == id.end()) throw FileError((fs::path(dir) / name).string(), "is not a class of the training set");
-    const auto files = jpegs_under(fs::path(dir) / name);
-    if (files.empty()) throw FileError((fs::path(dir) / name).string(), "has no .JPEG/.jpg images");
+    const auto files = images_under(fs::path(dir) / name);
+    if (files.empty()) throw FileError((fs::path(dir) / name).string(), "has no images (.JPEG, .jpg or .png)");
     for (const auto& f : files) {
       list.files.push_back(f);
       list.labels.push_back(it->second);

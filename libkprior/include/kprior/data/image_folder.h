@@ -23,7 +23,7 @@ struct ImageList {
   ImageList with_classes(const std::vector<int64_t>& keep) const;
 };
 
-/// Scans `dir`/<class>/ (recursively, files ending in .jpeg/.jpg in any case), classes
+/// Scans `dir`/<class>/ (recursively, files ending in .jpeg/.jpg/.png in any case), classes
 /// sorted by name, files sorted by path. With `classes` given, folder names are looked up
 /// there (a val tree numbered like its train tree) and an unknown folder is a FileError.
 /// Throws FileError for a missing folder, no class folders, or a class folder without images.
