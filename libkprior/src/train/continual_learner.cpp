@@ -67,9 +67,8 @@ void LearnerOptions::validate() const {
   require_non_negative("learning rate (0 = the optimizer's default)", lr_);
   require_non_negative("gradient clip", grad_clip_);
   require_positive("laplace prior precision", laplace_prior_);
-  require_positive("IVON's hess_init", hess_init_);
-  require_non_negative("IVON's weight decay", weight_decay_);
-  if (!(hess_beta_ >= 0 && hess_beta_ <= 1)) throw UsageError("IVON's beta2 must be in [0, 1], got " + std::to_string(hess_beta_));
+  // IVON's settings by IVON's own checks, now rather than when the first task starts.
+  optim::IVONOptions(effective_lr(), 1.0).hess_init(hess_init_).weight_decay(weight_decay_).beta2(hess_beta_).validate();
 }
 
 namespace {
