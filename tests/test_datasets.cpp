@@ -604,6 +604,10 @@ TEST_CASE("JPEG trees: bad layouts are FileErrors naming the place", "[datasets]
     std::ofstream(ann) << "val_0.JPEG n00000001\n";
     CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("line 1"));
   }
+  SECTION("an image in a format that is not read (not skipped: the class would be incomplete)") {
+    std::ofstream(tmp.path() / "train" / "n00000001" / "photo.BMP") << "BM";
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("photo.BMP: is an image format kprior does not read"));
+  }
   SECTION("class folder without images") {
     std::filesystem::create_directories(tmp.path() / "train" / "n00000005");
     CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("n00000005: has no images (.JPEG, .jpg or .png)"));

@@ -15,18 +15,38 @@ namespace {
 
 namespace fs = std::filesystem;
 
+std::string lower_extension(const fs::path& p) {
+  auto ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
 // The images a tree may hold: JPEG, and PNG as torchvision's ImageFolder reads it too (the
 // decoder tells them apart by their signature, whatever the name says).
 bool is_image_name(const fs::path& p) {
-  auto ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const auto ext = lower_extension(p);
   return ext == ".jpeg" || ext == ".jpg" || ext == ".png";
+}
+
+// The other formats torchvision's ImageFolder reads (its IMG_EXTENSIONS). Skipping them, as
+// other files are skipped, would silently train on part of a class, so they are refused.
+bool is_unread_image_name(const fs::path& p) {
+  const auto ext = lower_extension(p);
+  for (const char* other : {".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif"}) {
+    if (ext == other) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> images_under(const fs::path& dir) {
   std::vector<std::string> files;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file() && is_image_name(e.path())) files.push_back(e.path().string());
+    if (!e.is_regular_file()) continue;
+    if (is_unread_image_name(e.path())) {
+      throw FileError(e.path().string(), "is an image format kprior does not read (only JPEG and PNG); convert the "
+                                         "tree's images, e.g. with ImageMagick's mogrify -format png");
+    }
+    if (is_image_name(e.path())) files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
   return files;
