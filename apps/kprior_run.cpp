@@ -517,6 +517,7 @@ int main(int argc, char** argv) {
                          {"threads", n_threads}, {"data_dir", data_dir}};
     json runs = json::array();
     std::vector<double> averages, nlls, eces;
+    bool stopped = false;  // --stop-after-task applies to every seed: each trains up to it
     for (int64_t s = 0; s < seeds; ++s) {
       const uint64_t run_seed = seed + static_cast<uint64_t>(s);
       torch::manual_seed(run_seed);
@@ -563,13 +564,14 @@ int main(int argc, char** argv) {
           fmt::print("seed {}: already stopped after task {} of {} (--stop-after-task {}); continue with a larger "
                      "--stop-after-task, or none to finish the run\n",
                      run_seed, learner.tasks_observed(), seq.size(), stop_after);
-          return 0;
+          stopped = true;
+          continue;
         }
         fmt::print("seed {}: resuming after task {} of {} from {}\n", run_seed, learner.tasks_observed(), seq.size(), ckpt);
       }
       train::SequenceHooks hooks;
       hooks.on_row = on_row;
-      const auto csv_path = out_dir + (seeds > 1 ? fmt::format("/accuracy_matrix_seed{}.csv", run_seed)
+      const auto csv_path = out_dir + (seeds > 1 ? fmt::format("/accuracy_matrix-seed{}.csv", run_seed)
                                                  : std::string("/accuracy_matrix.csv"));
       hooks.after_task = [&](int64_t, const train::SequenceResult& partial) {
         train::save_run_checkpoint(ckpt, learner, partial,
@@ -580,9 +582,10 @@ int main(int argc, char** argv) {
       const auto result = joint ? train::run_joint(learner, seq)
                                 : train::run_sequence(learner, seq, hooks, resumed ? &*resumed : nullptr);
       if (!joint && stop_after > 0 && learner.tasks_observed() < seq.size()) {
-        fmt::print("stopped after task {} of {}; continue with: kprior-run --resume {}\n",
-                   learner.tasks_observed(), seq.size(), out_dir);
-        return 0;
+        fmt::print("{}stopped after task {} of {}\n", seeds > 1 ? fmt::format("seed {}: ", run_seed) : "",
+                   learner.tasks_observed(), seq.size());
+        stopped = true;
+        continue;
       }
       const int64_t last = seq.size() - 1;
       averages.push_back(result.task_incremental.average(last));
@@ -597,6 +600,10 @@ int main(int argc, char** argv) {
                  run_seed, 100 * averages.back(), 100 * result.class_incremental.average(last),
                  joint ? std::string("n/a") : fmt::format("{:+.2f}", 100 * result.task_incremental.backward_transfer(last)),
                  result.nll, result.ece);
+    }
+    if (stopped) {  // results.json summarises whole runs only
+      fmt::print("continue with: kprior-run --resume {}\n", out_dir);
+      return 0;
     }
     const auto [acc_mean, acc_std] = mean_std(averages);
     json results = {

@@ -42,6 +42,16 @@ grep -q '"average_accuracy_mean"' "$scratch/run/results.json" || { echo "FAIL: r
 grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks ece"; fail=1; }
 grep -q '"lr_schedule": "constant"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks lr_schedule"; fail=1; }
 [ "$(wc -l < "$scratch/run/accuracy_matrix.csv")" -eq 6 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 5 rows"; fail=1; }
+# Several seeds: --stop-after-task stops each of them there (not the first only), and each
+# has its files, named alike.
+rm -rf "$scratch/seeds"
+expect 0 "seed 1: stopped after task 1 of 5" -- "$bin" --data-dir "$data" --method fromp --epochs 1 --stop-after-task 1 \
+  --seeds 2 --out "$scratch/seeds" --threads 1
+for f in accuracy_matrix-seed0.csv accuracy_matrix-seed1.csv checkpoint-seed0.h5 checkpoint-seed1.h5; do
+  [ -s "$scratch/seeds/$f" ] || { echo "FAIL: --seeds 2 did not write $f"; fail=1; }
+done
+[ -e "$scratch/seeds/results.json" ] && { echo "FAIL: a stopped multi-seed run wrote results.json"; fail=1; }
+expect 0 "seed 1: already stopped after task 1 of 5" -- "$bin" --resume "$scratch/seeds" --stop-after-task 1 --threads 1
 # Options from a CLI11 config file.
 mkdir -p "$scratch"
 printf 'epochs = 1\nmethod = "finetune"\noptimizer = "sgd"\n' > "$scratch/run.toml"

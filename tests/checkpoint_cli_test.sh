@@ -15,7 +15,8 @@ common="--data-dir $data --epochs 1 --batch-size 128 --threads 1 --optimizer ivo
 # shellcheck disable=SC2086
 expect 0 "average accuracy" -- "$run" $common --out "$scratch/whole"
 # shellcheck disable=SC2086
-expect 0 "stopped after task 2 of 5; continue with: kprior-run --resume" -- "$run" $common --out "$scratch/parts" --stop-after-task 2
+expect 0 "stopped after task 2 of 5" -- "$run" $common --out "$scratch/parts" --stop-after-task 2
+printf '%s' "$out" | grep -q "continue with: kprior-run --resume $scratch/parts" || { echo "FAIL: a stopped run does not say how to continue: $out"; fail=1; }
 [ -e "$scratch/parts/results.json" ] && { echo "FAIL: an interrupted run wrote results.json"; fail=1; }
 # ... but its accuracy so far: the header and the rows of the two tasks learned.
 [ "$(wc -l < "$scratch/parts/accuracy_matrix.csv")" -eq 3 ] || { echo "FAIL: a stopped run's accuracy_matrix.csv is not 1 header + 2 rows"; fail=1; }
