@@ -91,12 +91,13 @@ json result_json(const kprior::train::SequenceResult& r) {
 void write_csv(const std::string& path, const kprior::metrics::AccuracyMatrix& m) {
   std::ofstream csv(path);
   const int64_t t = m.num_tasks();
+  // Tasks numbered from 1, as the console prints them and --stop-after-task counts them.
   csv << "after_task";
-  for (int64_t j = 0; j < t; ++j) csv << ",task_" << j;
+  for (int64_t j = 0; j < t; ++j) csv << ",task_" << j + 1;
   csv << "\n";
   for (int64_t i = 0; i < t; ++i) {
     if (!m.has(i, i)) continue;  // a partial run: the tasks learned so far
-    csv << i;
+    csv << i + 1;
     for (int64_t j = 0; j < t; ++j) {
       csv << ",";
       if (j <= i) csv << fmt::format("{:.4f}", m.at(i, j));

@@ -42,6 +42,10 @@ grep -q '"average_accuracy_mean"' "$scratch/run/results.json" || { echo "FAIL: r
 grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks ece"; fail=1; }
 grep -q '"lr_schedule": "constant"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks lr_schedule"; fail=1; }
 [ "$(wc -l < "$scratch/run/accuracy_matrix.csv")" -eq 6 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 5 rows"; fail=1; }
+head -1 "$scratch/run/accuracy_matrix.csv" | grep -qx "after_task,task_1,task_2,task_3,task_4,task_5" ||
+  { echo "FAIL: accuracy_matrix.csv's header does not number the tasks from 1"; fail=1; }
+sed -n 2p "$scratch/run/accuracy_matrix.csv" | grep -q "^1,[01]\.[0-9]*,,,,$" ||
+  { echo "FAIL: accuracy_matrix.csv's first row is not task 1's"; fail=1; }
 # Several seeds: --stop-after-task stops each of them there (not the first only), and each
 # has its files, named alike.
 rm -rf "$scratch/seeds"
