@@ -49,7 +49,7 @@ struct Options {
   std::string per_example_optimizer = "sgd", posterior = "laplace";
   int64_t epochs = 0, batch_size = 256, train_size = 0, top_k = 0, per_example = 0;
   int64_t retrain_epochs = 0, converge_epochs = 30, per_example_steps = 100;
-  double lr = 0, prior_precision = 100, converge_lr = 1e-3, per_example_lr = 0.01;
+  double lr = 0, final_lr = 0, prior_precision = 100, converge_lr = 1e-3, per_example_lr = 0.01;
   uint64_t seed = 0;
   int threads = 0;
   bool retrain = false, set_form = false, plot = false;
@@ -62,10 +62,17 @@ std::string fashion_dir(const std::string& dir) {
 }
 
 std::shared_ptr<nn::TapedModule> make_model(const std::string& name) {
-  // The publication's models: a 32-16 tanh MLP and LeNet-5 (Nickl et al. 2023, §4).
+  // The publication's models: a 32-16 tanh MLP and LeNet-5 with tanh and average pooling
+  // (Nickl et al. 2023, §4 and App. D).
   if (name == "mlp") return nn::MLP(std::vector<int64_t>{784, 32, 16, 10}, nn::Activation::Tanh).ptr();
-  if (name == "lenet5") return nn::LeNet5(10).ptr();
+  if (name == "lenet5") return nn::LeNet5(10, 1, nn::Activation::Tanh, nn::Pooling::Average).ptr();
   throw UsageError("--model must be mlp or lenet5, got '" + name + "'");
+}
+
+// The name a model file records: LeNet-5's says which one, since the files of kprior 0.1.0
+// before it followed the publication hold a ReLU, max-pooling LeNet-5 of the same shapes.
+std::string architecture_name(const std::string& model) {
+  return model == "lenet5" ? "lenet5-tanh-avgpool" : model;
 }
 
 std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
@@ -132,13 +139,13 @@ json correlations(const std::vector<double>& a, const std::vector<double>& b) {
 train::FitOptions training_options(const Options& o) {
   const auto opt = train::parse_optimizer(o.optimizer);
   const double lr = o.lr > 0 ? o.lr : train::default_lr(opt);
-  // A cosine decay to lr/100 ends training close to a minimum, where the Laplace posterior
-  // and the perturbation equation are meant to be applied (with a constant lr the last
-  // iterate is noisy, and even tiny-lr retraining on all data still improves it).
+  // A cosine decay (to lr/100 unless --final-lr) ends training close to a minimum, where the
+  // Laplace posterior and the perturbation equation are meant to be applied (with a constant
+  // lr the last iterate is noisy, and even tiny-lr retraining on all data still improves it).
   return train::FitOptions()
       .optimizer(opt)
       .lr(lr)
-      .final_lr(lr / 100)
+      .final_lr(o.final_lr > 0 ? o.final_lr : lr / 100)
       .epochs(o.epochs > 0 ? o.epochs : (o.model == "mlp" ? 30 : 10))
       .batch_size(o.batch_size)
       .prior_precision(o.prior_precision)
@@ -151,11 +158,15 @@ std::vector<ProtocolRun> retraining_protocols(const Options& o) {
   std::string name;
   while (std::getline(in, name, ',')) {
     auto fit = training_options(o);
+    for (const auto& r : runs) {
+      if (r.name == name) throw UsageError("--protocols: '" + name + "' is given twice");
+    }
     if (name == "published") {
-      // Warm start, same δ, a small cosine learning rate (Nickl et al. 2023, App. D): MLP
-      // 1e-5 → 1e-6, LeNet-5 1e-4 → 1e-5, for up to 1000 epochs (default here: 10).
+      // Warm start, same δ, SGD with momentum 0.9 and a small cosine learning rate (Nickl et
+      // al. 2023, App. D; its code's retraining): MLP 1e-5 → 1e-6, LeNet-5 1e-4 → 1e-5, for
+      // 1000 epochs (default here: 10), whatever optimizer trained the model.
       const double lr = o.model == "mlp" ? 1e-5 : 1e-4;
-      fit.lr(lr).final_lr(lr / 10).epochs(o.retrain_epochs > 0 ? o.retrain_epochs : 10);
+      fit.optimizer(train::OptimizerKind::SGD).lr(lr).final_lr(lr / 10).epochs(o.retrain_epochs > 0 ? o.retrain_epochs : 10);
     } else if (name == "converge") {
       fit.lr(o.converge_lr).final_lr(-1).epochs(o.converge_epochs);
     } else {
@@ -165,6 +176,28 @@ std::vector<ProtocolRun> retraining_protocols(const Options& o) {
   }
   if (runs.empty()) throw UsageError("--protocols: no protocol given");
   return runs;
+}
+
+// A protocol's options without that protocol could not act: refused, not ignored.
+void require_protocol_options(const CLI::App& cli, const std::vector<ProtocolRun>& runs) {
+  const auto has = [&](const std::string& name) {
+    return std::any_of(runs.begin(), runs.end(), [&](const ProtocolRun& r) { return r.name == name; });
+  };
+  if (cli.get_option("--retrain-epochs")->count() > 0 && !has("published")) {
+    throw UsageError("--retrain-epochs sets the published protocol's epochs; --protocols has no 'published'");
+  }
+  for (const char* name : {"--converge-epochs", "--converge-lr"}) {
+    if (cli.get_option(name)->count() > 0 && !has("converge")) {
+      throw UsageError(std::string(name) + " sets the converge protocol; --protocols has no 'converge'");
+    }
+  }
+}
+
+// How a model was trained, as model.h5 records it and summary.json reports it.
+json training_settings(const Options& o, const train::FitOptions& fit, const std::string& posterior) {
+  return {{"optimizer", o.optimizer}, {"posterior", posterior}, {"epochs", fit.epochs()}, {"lr", fit.lr()},
+          {"final_lr", fit.final_lr()}, {"batch_size", fit.batch_size()}, {"prior_precision", fit.prior_precision()},
+          {"seed", o.seed}, {"data_dir", o.data_dir}};
 }
 
 }  // namespace
@@ -181,19 +214,25 @@ int main(int argc, char** argv) {
   cli.set_version_flag("--version", kprior::version());
   cli.add_option("--data-dir", o.data_dir, "folder with fashion-mnist/ (or the IDX files themselves)")->capture_default_str();
   cli.add_option("--out", o.out_dir, "output folder")->capture_default_str();
-  cli.add_option("--model", o.model, "mlp (784-32-16-10, tanh) or lenet5")->capture_default_str();
-  cli.add_option("--optimizer", o.optimizer, "adam or sgd (Σ: diagonal GGN Laplace) or ivon (Σ: IVON's)")->capture_default_str();
+  cli.add_option("--model", o.model, "mlp (784-32-16-10, tanh) or lenet5 (tanh, average pooling), as published")->capture_default_str();
+  cli.add_option("--optimizer", o.optimizer,
+                 "adam or sgd (momentum 0.9; Σ: diagonal GGN Laplace) or ivon (Σ: IVON's); with\n"
+                 "--checkpoint, the optimizer of --retrain's converge protocol")->capture_default_str();
   cli.add_option("--posterior", o.posterior,
                  "with adam: laplace (diagonal GGN, the default) or adam (from Adam's second moments)")->capture_default_str();
   cli.add_option("--epochs", o.epochs, "training epochs (default: mlp 30, lenet5 10)");
   cli.add_option("--lr", o.lr, "learning rate (default: adam 1e-3, sgd 0.01, ivon 0.1)");
+  cli.add_option("--final-lr", o.final_lr, "learning rate at the end of the cosine decay (default: lr/100)");
   cli.add_option("--batch-size", o.batch_size, "training batch size")->capture_default_str();
   cli.add_option("--prior-precision", o.prior_precision, "δ, the prior precision of the summed loss")->capture_default_str();
   cli.add_option("--train-size", o.train_size, "use the first N training images (default: all 60,000)");
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
   cli.add_option("--threads", o.threads, "CPU threads (0 = all; at most the cores)")->capture_default_str();
   cli.add_option("--checkpoint", o.checkpoint, "model file (model.h5) a previous run wrote: skip training");
-  cli.add_option("--form", o.form, "perturbation form: diagonal (published), full or glm")->capture_default_str();
+  cli.add_option("--form", o.form,
+                 "perturbation form: diagonal (published), full, or glm (V(I-ΛV)⁻¹e: exact for a GLM\n"
+                 "with its exact posterior; with a diagonal Σ it can overshoot, and examples with\n"
+                 "an eigenvalue of ΛV >= 1 are counted and reported)")->capture_default_str();
   cli.add_option("--remove-class", o.remove_class, "estimate removing a class 0..9, or 'all' (each in turn)");
   cli.add_option("--remove-indices", o.remove_indices, "estimate removing the training examples listed in FILE");
   cli.add_flag("--set-form", o.set_form, "also the set form: posterior downdate + one Newton step, test NLL and accuracy");
@@ -203,8 +242,10 @@ int main(int argc, char** argv) {
                "changes (with --per-example); needs Python 3 with matplotlib");
   cli.add_option("--top-k", o.top_k, "write the N most influential training images (top_influential.png/.csv)");
   auto* o_retrain = cli.add_flag("--retrain", o.retrain, "check the estimates against warm-started retraining without the removed data");
-  auto* o_protocols = cli.add_option("--protocols", o.protocols, "retraining protocols: published (small cosine lr), converge (larger lr)")->capture_default_str();
-  auto* o_retrain_epochs = cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default 10; the publication: up to 1000)");
+  auto* o_protocols = cli.add_option("--protocols", o.protocols,
+                 "retraining protocols: published (SGD, momentum 0.9, small cosine lr), converge\n"
+                 "(the training optimizer at a larger constant lr)")->capture_default_str();
+  auto* o_retrain_epochs = cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default 10; the publication: 1000)");
   auto* o_converge_epochs = cli.add_option("--converge-epochs", o.converge_epochs, "epochs of the converge protocol")->capture_default_str();
   auto* o_converge_lr = cli.add_option("--converge-lr", o.converge_lr, "learning rate of the converge protocol")->capture_default_str();
   auto* o_per_example = cli.add_option("--per-example", o.per_example, "remove N random single examples, retrain for each (full batch), compare softmax changes");
@@ -224,6 +265,9 @@ int main(int argc, char** argv) {
     if (o.posterior == "adam" && (o.optimizer != "adam" || !o.checkpoint.empty())) {
       throw UsageError("--posterior adam needs --optimizer adam and training (not --checkpoint)");
     }
+    if (o.optimizer == "ivon" && cli.get_option("--posterior")->count() > 0) {
+      throw UsageError("--posterior: with --optimizer ivon the posterior is IVON's own");
+    }
     const auto remove = classes_to_remove(o.remove_class);
     if (o.top_k < 0 || o.per_example < 0) throw UsageError("--top-k and --per-example must be >= 0");
     if (o.plot && remove.empty() && o.per_example == 0) {
@@ -238,6 +282,7 @@ int main(int argc, char** argv) {
       throw UsageError("--converge-epochs and --per-example-steps must be > 0");
     }
     require_non_negative("--lr (0: the optimizer's default)", o.lr);
+    require_non_negative("--final-lr (0: lr/100)", o.final_lr);
     require_positive("--converge-lr", o.converge_lr);
     require_positive("--per-example-lr", o.per_example_lr);
     require_positive("--prior-precision", o.prior_precision);
@@ -252,7 +297,7 @@ int main(int argc, char** argv) {
     }
     if (!o.checkpoint.empty()) {
       // The model and its posterior come from the file: training options cannot act.
-      for (const char* name : {"--epochs", "--lr", "--prior-precision", "--posterior"}) {
+      for (const char* name : {"--epochs", "--lr", "--final-lr", "--prior-precision", "--posterior"}) {
         if (cli.get_option(name)->count() > 0) {
           throw UsageError(std::string(name) + " applies to training; with --checkpoint the model and its posterior "
                            "(and its δ) come from the file");
@@ -266,6 +311,7 @@ int main(int argc, char** argv) {
       }
     }
     auto protocols = o.retrain ? retraining_protocols(o) : std::vector<ProtocolRun>{};  // names checked now
+    require_protocol_options(cli, protocols);
     const auto dir = fashion_dir(o.data_dir);
     auto train_set = data::load_mnist_dir(dir, data::Split::Train);
     const auto test_set = data::load_mnist_dir(dir, data::Split::Test);
@@ -278,14 +324,19 @@ int main(int argc, char** argv) {
     torch::manual_seed(o.seed);
     auto model = make_model(o.model);
     json summary = {{"version", kprior::version()}, {"torch_version", TORCH_VERSION},
-                    {"threads", torch::get_num_threads()}, {"model", o.model}, {"form", o.form},
-                    {"train_size", train_set.size()}, {"prior_precision", o.prior_precision}};
+                    {"threads", torch::get_num_threads()}, {"model", o.model},
+                    {"architecture", architecture_name(o.model)}, {"form", o.form},
+                    {"train_size", train_set.size()}, {"prior_precision", o.prior_precision},
+                    {"data_dir", o.data_dir}, {"seed", o.seed}};
 
     // 1. The trained model and its posterior.
     std::optional<posterior::DiagonalGaussian> q;
     if (!o.checkpoint.empty()) {
-      auto loaded = influence::load_model_file(o.checkpoint, *model, o.model);
+      auto loaded = influence::load_model_file(o.checkpoint, *model, architecture_name(o.model));
+      influence::require_same_training_set(o.checkpoint, loaded, train_set.targets);
       q = loaded.posterior;
+      // How the file's model was trained (files written before the record: unknown).
+      summary["training"] = loaded.training ? json::parse(loaded.training->settings_json) : json(nullptr);
       o.prior_precision = loaded.prior_precision;
       summary["prior_precision"] = o.prior_precision;  // the file's δ
       if (o.retrain) protocols = retraining_protocols(o);  // retrain towards the file's δ
@@ -310,9 +361,11 @@ int main(int argc, char** argv) {
       }
       summary["train_seconds"] = report.seconds;
       summary["posterior_seconds"] = since(t0);
-      influence::save_model_file(o.out_dir + "/model.h5", *model, o.model, o.prior_precision, *q);
+      summary["training"] = training_settings(o, fit, q->source());
+      influence::save_model_file(o.out_dir + "/model.h5", *model, architecture_name(o.model), o.prior_precision, *q,
+                                 {train_set.size(), influence::labels_fingerprint(train_set.targets),
+                                  summary["training"].dump()});
     }
-    if (o.checkpoint.empty()) summary["optimizer"] = o.optimizer;  // a loaded model's is not recorded
     summary["posterior"] = q->source();
     const auto test_q = train::evaluate_fit(*model, test_set, cols);
     const auto train_q = train::evaluate_fit(*model, train_set, cols);
@@ -327,6 +380,17 @@ int main(int argc, char** argv) {
     const double estimate_seconds = since(t0);
     summary["estimate_seconds"] = estimate_seconds;
     summary["loo_nll_estimate"] = influence::loo_nll_estimate(sens);
+    if (form == influence::Form::GLM) {
+      const auto invalid = sens.glm_invalid.sum().item<int64_t>();
+      summary["glm_invalid_examples"] = invalid;
+      if (invalid > 0) {
+        fmt::print(stderr,
+                   "warning: for {} of {} examples Λ·V has an eigenvalue >= 1 under this posterior (the downdated "
+                   "precision is not positive definite): their GLM-form estimates are not leave-one-out estimates. "
+                   "Use --form diagonal or full.\n",
+                   invalid, train_set.size());
+      }
+    }
     fmt::print("sensitivities of {} examples in {:.2f} s; estimated leave-one-out NLL {:.4f} (train NLL {:.4f})\n",
                train_set.size(), estimate_seconds, influence::loo_nll_estimate(sens), train_q.nll);
     influence::save_sensitivities(o.out_dir + "/influence.h5", sens, train_set.targets, form);

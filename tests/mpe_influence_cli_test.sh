@@ -31,6 +31,11 @@ expect 2 "per-example-lr must be a finite number > 0, got inf" -- "$bin" $quick 
 expect 2 "per-example-optimizer: optimizer must be" -- "$bin" $quick --per-example 2 --per-example-optimizer foo
 # Options of a stage that does not run, or of training when the model is loaded, are refused.
 expect 2 "protocols requires --retrain" -- "$bin" $quick --protocols converge
+expect 2 "retrain-epochs sets the published protocol's epochs; --protocols has no 'published'" -- "$bin" $quick \
+  --remove-class 3 --retrain --protocols converge --retrain-epochs 500
+expect 2 "converge-lr sets the converge protocol" -- "$bin" $quick --remove-class 3 --retrain --protocols published --converge-lr 0.5
+expect 2 "'converge' is given twice" -- "$bin" $quick --remove-class 3 --retrain --protocols converge,converge
+expect 2 "with --optimizer ivon the posterior is IVON's own" -- "$bin" $quick --optimizer ivon --posterior laplace
 expect 2 "per-example-steps requires --per-example" -- "$bin" $quick --per-example-steps 3
 expect 2 "retrain retrains without removed data" -- "$bin" $quick --retrain
 expect 2 "posterior must be laplace or adam" -- "$bin" $quick --posterior exact
@@ -47,7 +52,11 @@ done
 grep -q '"spearman"' "$scratch/run/summary.json" || { echo "FAIL: summary.json lacks correlations"; fail=1; }
 # Reading the model back skips training and gives the same estimates.
 expect 0 "loaded mlp and its posterior" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --remove-class 3 --out "$scratch/again"
-grep -q '"optimizer"' "$scratch/again/summary.json" && { echo "FAIL: summary.json of a loaded model names an optimizer"; fail=1; }
+# ... and reports how the file's model was trained (from the file: this run trained nothing).
+grep -q '"optimizer": "adam"' "$scratch/again/summary.json" || { echo "FAIL: summary.json of a loaded model lacks its training"; fail=1; }
+# The file belongs to its training set: not another --train-size.
+expect 1 "the model was trained on 2000 examples, not the 1000 given" -- "$bin" --data-dir "$data" --train-size 1000 \
+  --threads 1 --checkpoint "$scratch/run/model.h5" --out "$scratch/other-size"
 expect 2 "prior-precision applies to training; with --checkpoint" -- "$bin" $load --checkpoint "$scratch/run/model.h5" \
   --prior-precision 5
 expect 2 "optimizer with --checkpoint acts only on --retrain's runs" -- "$bin" $load --checkpoint "$scratch/run/model.h5" \
@@ -62,7 +71,7 @@ expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/d50/model.h5" --rem
 grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "FAIL: summary.json lacks the file's δ"; fail=1; }
 [ "$(grep -c '"prior_precision": 50' "$scratch/d50-retrain/summary.json")" -ge 2 ] ||
   { echo "FAIL: the retraining protocol did not use the file's δ"; fail=1; }
-expect 2 "holds a mlp model; pass --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
+expect 2 "holds a mlp model, not a lenet5-tanh-avgpool one" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
 : > "$scratch/a-file"
 expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"
 exit $fail

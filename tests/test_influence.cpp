@@ -80,6 +80,30 @@ TEST_CASE("GLM form equals exact leave-one-out for linear regression (dense desi
   CHECK(max_abs(first / (1 - lambda * v.view({20})) - truth) < 1e-10 * max_abs(truth));
 }
 
+TEST_CASE("GLM form: an exact posterior never invalidates the downdate; an inflated one does", "[influence]") {
+  // Exact: with Σ the posterior of this linear regression, λ v_i < 1 for every i.
+  const double lambda = 4.0, delta = 0.5;
+  torch::manual_seed(3);
+  const auto X = torch::randn({20, 4}, torch::kFloat64);
+  const auto Sigma = torch::inverse(delta * torch::eye(4, torch::kFloat64) + lambda * X.t().mm(X));
+  const auto v = (X.mm(Sigma) * X).sum(1).view({20, 1, 1});
+  const auto lam = torch::full({20, 1, 1}, lambda, torch::kFloat64);
+  CHECK(influence::glm_downdate_invalid(v, lam).sum().item<int64_t>() == 0);
+  // Two-class softmax: Λ = a [[1, −1], [−1, 1]] with a = p(1 − p), V = diag(v1, v2); Λ V has
+  // the eigenvalues 0 and a (v1 + v2), so the downdate fails exactly where a (v1 + v2) >= 1.
+  const auto a = torch::tensor({0.25, 0.25, 0.09, 0.16}, torch::kFloat64);
+  const auto v1 = torch::tensor({1.0, 2.5, 5.0, 0.1}, torch::kFloat64);
+  const auto v2 = torch::tensor({2.0, 1.5, 6.5, 8.0}, torch::kFloat64);
+  const auto pattern = torch::tensor({{1.0, -1.0}, {-1.0, 1.0}}, torch::kFloat64);
+  const auto L = a.view({4, 1, 1}) * pattern;
+  const auto V = torch::diag_embed(torch::stack({v1, v2}, 1));
+  const auto invalid = influence::glm_downdate_invalid(V, L);
+  const auto expected = (a * (v1 + v2)) >= 1.0;  // 0.75, 1.0, 1.035, 1.312
+  CHECK(torch::equal(invalid, expected));
+  CHECK(invalid.sum().item<int64_t>() == 3);
+  CHECK_THROWS_AS(influence::glm_downdate_invalid(V, L.slice(0, 0, 2)), UsageError);
+}
+
 TEST_CASE("Linearization engine + GLM form give exact leave-one-out (one-hot design)", "[influence]") {
   torch::manual_seed(5);
   const double lambda = 2.0, delta = 0.3;
@@ -324,12 +348,28 @@ TEST_CASE("Model file: round trip, and clear errors for other files", "[influenc
   std::vector<torch::Tensor> var;
   for (const auto& p : net->parameters()) var.push_back(0.1 + torch::rand_like(p));
   const auto path = (dir / "model.h5").string();
-  influence::save_model_file(path, *net, "mlp", 100, posterior::DiagonalGaussian(net->parameters(), var, "laplace"));
+  const auto labels = torch::tensor({1, 0, 1, 1, 0}, torch::kLong);
+  influence::save_model_file(path, *net, "mlp", 100, posterior::DiagonalGaussian(net->parameters(), var, "laplace"),
+                             {5, influence::labels_fingerprint(labels), R"({"epochs": 3})"});
   torch::manual_seed(18);
   nn::MLP other(std::vector<int64_t>{4, 3, 2}, nn::Activation::Tanh);
   const auto loaded = influence::load_model_file(path, *other, "mlp");
   CHECK(loaded.prior_precision == 100);
   CHECK(loaded.posterior.source() == "laplace");
+  REQUIRE(loaded.training.has_value());
+  CHECK(loaded.training->settings_json == R"({"epochs": 3})");
+  // The file fits its own training set only: not a subset, not the same size in another order.
+  influence::require_same_training_set(path, loaded, labels);
+  CHECK_THROWS_WITH(influence::require_same_training_set(path, loaded, labels.slice(0, 0, 4)),
+                    Catch::Matchers::Contains("trained on 5 examples, not the 4 given"));
+  CHECK_THROWS_WITH(influence::require_same_training_set(path, loaded, torch::tensor({0, 1, 1, 1, 0}, torch::kLong)),
+                    Catch::Matchers::Contains("trained on other examples"));
+  // The fingerprint is FNV-1a over each label's 8 little-endian bytes: the empty sequence is
+  // the offset basis, and one label 0 is eight rounds of multiplying by the prime.
+  CHECK(influence::labels_fingerprint(torch::zeros({0}, torch::kLong)) == 14695981039346656037ull);
+  uint64_t h = 14695981039346656037ull;
+  for (int b = 0; b < 8; ++b) h *= 1099511628211ull;
+  CHECK(influence::labels_fingerprint(torch::zeros({1}, torch::kLong)) == h);
   for (size_t k = 0; k < var.size(); ++k) {
     CHECK(torch::equal(other->parameters()[k], net->parameters()[k]));
     CHECK(torch::equal(loaded.posterior.variance()[k], var[k]));

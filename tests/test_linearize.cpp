@@ -82,8 +82,9 @@ std::vector<Case> cases() {
   auto lenet = std::make_shared<nn::LeNet5Impl>(9);
   auto cifar = std::make_shared<nn::CifarNetImpl>(6);
   auto lenet_tanh = std::make_shared<nn::LeNet5Impl>(4, 1, nn::Activation::Tanh);
+  auto lenet_avg = std::make_shared<nn::LeNet5Impl>(5, 1, nn::Activation::Tanh, nn::Pooling::Average);
   auto pool3 = std::make_shared<Pool3NetImpl>();
-  for (auto m : std::vector<std::shared_ptr<nn::TapedModule>>{mlp, relu, lenet, cifar, lenet_tanh, pool3}) {
+  for (auto m : std::vector<std::shared_ptr<nn::TapedModule>>{mlp, relu, lenet, cifar, lenet_tanh, lenet_avg, pool3}) {
     m->to(torch::kFloat64);
     m->eval();
   }
@@ -100,6 +101,8 @@ std::vector<Case> cases() {
   };
   out.push_back({"lenet5 ties N=4 head", lenet, sparse(4), sparse(3), {0, 2, 3, 6}});
   out.push_back({"lenet5-tanh N=3 all", lenet_tanh, torch::randn({3, 1, 28, 28}, opts), torch::randn({2, 1, 28, 28}, opts), {0, 1, 2, 3}});
+  out.push_back({"lenet5-tanh-avgpool N=3 head", lenet_avg, torch::randn({3, 1, 28, 28}, opts),
+                 torch::randn({2, 1, 28, 28}, opts), {0, 2, 4}});
   out.push_back({"pool3 N=2 head", pool3, torch::randn({2, 2, 28, 28}, opts), torch::randn({3, 2, 28, 28}, opts), {4, 1}});
   out.push_back({"cifarnet N=2 head", cifar, torch::randn({2, 3, 32, 32}, opts), torch::randn({1, 3, 32, 32}, opts), {0, 5}});
   // ResNet-18 with the CIFAR stem on 1x8x8 inputs: 20 BatchNorm layers, linearized in eval

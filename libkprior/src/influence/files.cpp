@@ -8,13 +8,31 @@
 
 namespace kprior::influence {
 
+uint64_t labels_fingerprint(const torch::Tensor& labels) {
+  const auto l = labels.to(torch::kCPU, torch::kLong).contiguous();
+  const auto* v = l.data_ptr<int64_t>();
+  uint64_t h = 14695981039346656037ull;  // FNV-1a, 64 bits, over each label's 8 bytes
+  for (int64_t i = 0; i < l.numel(); ++i) {
+    auto x = static_cast<uint64_t>(v[i]);
+    for (int b = 0; b < 8; ++b, x >>= 8) {
+      h ^= x & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
 void save_model_file(const std::string& path, const torch::nn::Module& model,
                      const std::string& architecture, double prior_precision,
-                     const posterior::DiagonalGaussian& posterior) {
+                     const posterior::DiagonalGaussian& posterior, const TrainingRecord& training) {
   checkpoint::Tree tree;
   tree.put_attr("@content", std::string(kModelFileContent));
   tree.put_attr("model@architecture", architecture);
   tree.put_attr("model@prior_precision", prior_precision);
+  tree.put_attr("training@examples", training.examples);
+  // As text: HDF5 attributes here are signed, and a fingerprint uses all 64 bits.
+  tree.put_attr("training@labels_fingerprint", std::to_string(training.labels_fingerprint));
+  tree.put_attr("training@settings", training.settings_json);
   checkpoint::put_module(tree, model);
   checkpoint::put_posterior(tree, "posterior", posterior);
   checkpoint::write(tree, path);
@@ -29,11 +47,30 @@ LoadedModel load_model_file(const std::string& path, torch::nn::Module& model,
   }
   const auto& stored = tree.text("model@architecture");
   if (stored != architecture) {
-    throw UsageError(path + " holds a " + stored + " model; pass --model " + stored);
+    throw UsageError(path + " holds a " + stored + " model, not a " + architecture + " one");
   }
   if (!tree.has_attr("posterior@source")) throw FileError(path, "the checkpoint has no posterior");
   checkpoint::get_module(tree, model);
-  return {checkpoint::get_posterior(tree, "posterior"), tree.real("model@prior_precision")};
+  LoadedModel loaded{checkpoint::get_posterior(tree, "posterior"), tree.real("model@prior_precision"), std::nullopt};
+  if (tree.has_attr("training@examples")) {
+    loaded.training = TrainingRecord{tree.integer("training@examples"),
+                                     std::stoull(tree.text("training@labels_fingerprint")),
+                                     tree.text("training@settings")};
+  }
+  return loaded;
+}
+
+void require_same_training_set(const std::string& path, const LoadedModel& loaded, const torch::Tensor& labels) {
+  if (!loaded.training) return;
+  const auto& t = *loaded.training;
+  if (t.examples != labels.size(0)) {
+    throw FileError(path, "the model was trained on " + std::to_string(t.examples) + " examples, not the " +
+                              std::to_string(labels.size(0)) + " given: use the same --data-dir and --train-size");
+  }
+  if (t.labels_fingerprint != labels_fingerprint(labels)) {
+    throw FileError(path, "the model was trained on other examples (their labels differ): use the same "
+                          "--data-dir and --train-size");
+  }
 }
 
 void save_sensitivities(const std::string& path, const Sensitivities& s, const torch::Tensor& labels,

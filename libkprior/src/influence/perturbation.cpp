@@ -42,4 +42,14 @@ torch::Tensor deviation(Form form, const torch::Tensor& v, const torch::Tensor& 
   return torch::bmm(v, z).squeeze(2);
 }
 
+torch::Tensor glm_downdate_invalid(const torch::Tensor& v, const torch::Tensor& lambda) {
+  if (v.dim() != 3 || !v.sizes().equals(lambda.sizes()) || v.size(1) != v.size(2)) {
+    throw UsageError("glm_downdate_invalid: v and Λ must both be [N, C, C]");
+  }
+  // Λ V is a product of two positive semi-definite matrices: its eigenvalues are those of
+  // Λ^½ V Λ^½, real and >= 0 (the imaginary parts LAPACK returns are rounding).
+  const auto eig = torch::real(torch::linalg_eigvals(torch::bmm(lambda, v).to(torch::kFloat64)));
+  return std::get<0>(eig.max(1)) >= 1.0;
+}
+
 }  // namespace kprior::influence

@@ -38,6 +38,7 @@ Sensitivities one_batch(nn::TapedModule& model, const torch::Tensor& x, const to
     if (form == Form::GLM) lambda = torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
   }
   s.deviation = deviation(form, v, s.residual, lambda);
+  if (form == Form::GLM) s.glm_invalid = glm_downdate_invalid(v, lambda);
   s.nll = nll_of(s.logits, y);
   s.loo_nll = nll_of(s.logits + s.deviation, y);
   return s;
@@ -87,6 +88,7 @@ Sensitivities sensitivities(nn::TapedModule& model, const torch::Tensor& x,
   s.deviation = cat(&Sensitivities::deviation);
   s.nll = cat(&Sensitivities::nll);
   s.loo_nll = cat(&Sensitivities::loo_nll);
+  if (form == Form::GLM) s.glm_invalid = cat(&Sensitivities::glm_invalid);
   return s;
 }
 

@@ -27,4 +27,11 @@ std::string to_string(Form form);
 torch::Tensor deviation(Form form, const torch::Tensor& v, const torch::Tensor& e,
                         const torch::Tensor& lambda = {});
 
+/// For the GLM form: true [N] where Λ_i V_i has an eigenvalue >= 1, i.e. the downdated
+/// precision Σ⁻¹ − J_iᵀ Λ_i J_i is not positive definite. That cannot happen with the exact
+/// posterior of a GLM (Λ^½ V Λ^½ < I), but can with an approximate Σ (a diagonal one), and
+/// there the GLM form's estimate is no leave-one-out estimate (it flips sign or explodes).
+/// `v` and `lambda` are [N, C, C].
+torch::Tensor glm_downdate_invalid(const torch::Tensor& v, const torch::Tensor& lambda);
+
 }  // namespace kprior::influence

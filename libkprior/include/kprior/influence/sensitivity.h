@@ -21,6 +21,7 @@ struct Sensitivities {
   torch::Tensor nll;        ///< [N] −log p_i(y_i), at the trained weights
   torch::Tensor loo_nll;    ///< [N] −log softmax(f_i + deviation_i)_{y_i}: estimated NLL of i
                             ///<     once i is removed (MPE's leave-one-out estimate)
+  torch::Tensor glm_invalid;  ///< [N] bool, Form::GLM only (else undefined): glm_downdate_invalid
 };
 
 /// Sensitivities of the examples (x, targets) — targets are positions in `columns` — under
