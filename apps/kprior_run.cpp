@@ -217,6 +217,13 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     if (!hidden.empty()) out.push_back("--hidden=" + hidden);
     else out.push_back("--hidden=none");
   }
+  // The gradient clip is part of a run too: it continues with the one it trained with, whatever
+  // the default is today (before it applied to FROMP only, every Adam run clipped).
+  bool clip_given = false;
+  for (const auto& entry : saved) clip_given = clip_given || entry[0].get<std::string>() == "--clip";
+  if (config.is_object() && !clip_given && config.contains("grad_clip") && config["grad_clip"].is_number()) {
+    out.push_back("--clip=" + config["grad_clip"].dump());
+  }
   for (size_t i = 1; i < args.size(); ++i) {
     const auto name = args[i].substr(0, args[i].find('='));
     if (!overridable(name)) {
@@ -283,9 +290,11 @@ int main(int argc, char** argv) {
                  "MNIST family, cifarnet for split-cifar and split-cifar100, resnet18 for\n"
                  "split-tinyimagenet and split-imagenet)");
   cli.add_option("--method", method,
-                 "finetune, ewc, fromp, replay, kprior, ewc+fr+replay, ivon-prior, a\n"
-                 "comma-separated combination (e.g. ewc,fromp,replay), or joint (all\n"
-                 "tasks at once: the upper bound)")->capture_default_str();
+                 "finetune, ewc (online: one Fisher summed over tasks, anchored at the\n"
+                 "last weights), fromp, replay, kprior, ewc+fr+replay (its replay memory M2\n"
+                 "is a second, random memory of --memory-per-task), ivon-prior (needs\n"
+                 "--optimizer ivon), a comma-separated combination (e.g. ewc,fromp,replay),\n"
+                 "or joint (all tasks at once: the upper bound)")->capture_default_str();
   cli.add_option("--optimizer", optimizer, "ivon, adam or sgd")->capture_default_str();
   auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
   std::string lr_schedule;
@@ -305,7 +314,9 @@ int main(int argc, char** argv) {
   auto* o_prior = cli.add_option("--prior-precision", prior_precision,
                                  "δ of the Laplace posterior used for FROMP's kernels with adam/sgd\n(default: published)");
   auto* o_jitter = cli.add_option("--jitter", jitter, "FROMP kernel jitter ε (default: published for adam, 1e-2 for ivon)");
-  auto* o_clip = cli.add_option("--clip", clip, "global gradient-norm clip, 0 = none (default: published for\nadam, none for ivon and sgd)");
+  auto* o_clip = cli.add_option("--clip", clip,
+                                "global gradient-norm clip, 0 = none (default: FROMP's published clip with\n"
+                                "adam and fromp, scaled with --tau; none otherwise)");
   // IVON's defaults are train::ivon_settings (measured; documented there).
   double hess_init = 0, ivon_wd = 1e-4;
   auto* o_hess = cli.add_option("--hess-init", hess_init,
@@ -410,13 +421,26 @@ int main(int argc, char** argv) {
     const auto iv = train::ivon_settings(tasks, method.find("fromp") != std::string::npos);
     ms.fromp.tau(given(o_tau) ? tau : (ivon ? pub.tau * iv.tau_scale : pub.tau))
         .jitter(given(o_jitter) ? jitter : (ivon ? iv.jitter : pub.jitter));
-    ms.ewc.lambda(ewc_lambda).fisher(fisher == "ggn" ? linearize::Curvature::GGN
-                                     : fisher == "empirical" ? linearize::Curvature::EmpiricalFisher
-                                     : fisher == "true" ? linearize::Curvature::TrueFisher
-                                     : throw UsageError("--fisher must be ggn, empirical or true"));
+    const auto curvature = fisher == "ggn"         ? linearize::Curvature::GGN
+                           : fisher == "empirical" ? linearize::Curvature::EmpiricalFisher
+                           : fisher == "true"      ? linearize::Curvature::TrueFisher
+                                                   : throw UsageError("--fisher must be ggn, empirical or true");
+    ms.ewc.lambda(ewc_lambda).fisher(curvature);
     ms.kprior.delta(kprior_delta);
-    ms.combined.delta(kprior_delta);
+    ms.combined.delta(kprior_delta).fisher(curvature).weight_lambda(ewc_lambda);  // its weight term is EWC's
     ms.replay.weight(replay_weight);
+    // FROMP's published clip (METHODS.md §4) belongs to FROMP's Adam runs: the other methods'
+    // papers clip nothing. It is c·τ on our ∇(ℓ + τ·penalty) (c on the published ∇ℓ/τ +
+    // ∇penalty), so it follows --tau. Clipping IVON's gradients would also shrink its Hessian
+    // estimate (ĥ uses ĝ), so IVON runs unclipped.
+    const bool with_fromp = method.find("fromp") != std::string::npos;
+    const double default_clip = kind == train::OptimizerKind::Adam && with_fromp && pub.tau > 0
+                                    ? pub.grad_clip / pub.tau * ms.fromp.tau() : 0.0;
+    // Measured on split-Fashion (seed 0): replay 87.1% with Tr Λ memory, 97.9% random.
+    if (select == "auto") select = method == "replay" ? "random" : "lambda";
+    if (method.find("ivon-prior") != std::string::npos && kind != train::OptimizerKind::IVON) {
+      throw UsageError("ivon-prior regularizes with IVON's posterior: it needs --optimizer ivon");
+    }
     auto options = train::LearnerOptions()
                        .optimizer(kind)
                        .lr(given(o_lr) ? lr : (kind == train::OptimizerKind::Adam ? pub.adam_lr : 0))
@@ -424,12 +448,9 @@ int main(int argc, char** argv) {
                                                       : (ivon ? iv.lr_schedule : train::LrSchedule::Constant))
                        .epochs(given(o_epochs) ? epochs : (ivon ? iv.epochs : pub.epochs))
                        .batch_size(given(o_batch) ? batch_size : (ivon ? iv.batch_size : pub.batch_size))
-                       // The published clip is for Adam; clipping IVON's gradients would also
-                       // shrink its Hessian estimate (ĥ uses ĝ), so IVON runs unclipped.
-                       .grad_clip(given(o_clip) ? clip : (kind == train::OptimizerKind::Adam ? pub.grad_clip : 0))
+                       .grad_clip(given(o_clip) ? clip : default_clip)
                        .memory_per_task(given(o_memory) ? memory : pub.memory_per_task)
-                       // Measured on split-Fashion (seed 0): replay 87.1% with Tr Λ memory, 97.9% random.
-                       .selection(memory::parse_selection(select == "auto" ? (method == "replay" ? "random" : "lambda") : select))
+                       .selection(memory::parse_selection(select))
                        .laplace_prior(given(o_prior) ? prior_precision : pub.prior_precision)
                        .hess_init(given(o_hess) ? hess_init : iv.hess_init)
                        .weight_decay(ivon_wd)
@@ -499,7 +520,11 @@ int main(int argc, char** argv) {
                version(), tasks, seq.size(), method, optimizer, options.effective_lr(),
                train::to_string(options.lr_schedule()),
                model_text, options.epochs(), options.batch_size(),
-               needs_memory ? fmt::format("{}/task ({})", options.memory_per_task(), select) : std::string("none"), seeds,
+               !needs_memory ? std::string("none")
+               : method.find("ewc+fr+replay") != std::string::npos
+                   ? fmt::format("{0}/task ({1}) + {0}/task (random, ewc+fr+replay's M2)", options.memory_per_task(), select)
+                   : fmt::format("{}/task ({})", options.memory_per_task(), select),
+               seeds,
                n_threads, device_name, nn::to_string(precision), nn::to_string(options.memory_format()));
 
     const json config = {{"tasks", tasks}, {"method", method}, {"optimizer", optimizer},

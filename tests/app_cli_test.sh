@@ -18,6 +18,7 @@ expect 2 "replay-weight must be a finite number >= 0, got -5" -- "$bin" --method
 expect 2 "clip must be a finite number >= 0, got nan" -- "$bin" --clip nan --data-dir "$data"
 expect 2 "prior-precision must be a finite number > 0, got inf" -- "$bin" --prior-precision inf --data-dir "$data"
 expect 2 "seed: must be >= 0" -- "$bin" --seed -1 --data-dir "$data"
+expect 2 "ivon-prior regularizes with IVON's posterior: it needs --optimizer ivon" -- "$bin" --method ivon-prior --data-dir "$data"
 expect 2 "joint training learns all tasks in one go" -- "$bin" --method joint --stop-after-task 2 --data-dir "$data"
 expect 2 "joint (training on all tasks at once) cannot be combined" -- "$bin" --method joint,fromp --data-dir "$data"
 # Options that cannot act say so rather than being ignored silently.

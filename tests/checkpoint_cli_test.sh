@@ -48,6 +48,7 @@ path = sys.argv[1]
 with h5py.File(path, "r+") as f:
     config = json.loads(f["config"].attrs["json"])
     del config["lr_schedule"]
+    config["grad_clip"] = 0.25  # a clip the defaults would not give: the resumed run keeps it
     f["config"].attrs["json"] = json.dumps(config)
 with open(path, "r+b") as f:
     header = f.read(512).split(b"\0")[0].decode().splitlines()
@@ -59,6 +60,9 @@ with open(path, "r+b") as f:
     f.write(text.encode().ljust(512, b"\0"))
 PY
   expect 0 "optimizer ivon (lr 0.1, constant)" -- "$run" --resume "$scratch/old" --stop-after-task 2 --threads 1
+  clip=$("$python" -c 'import json, sys, h5py; print(json.loads(h5py.File(sys.argv[1], "r")["config"].attrs["json"])["grad_clip"])' \
+    "$scratch/old/checkpoint.h5")
+  [ "$clip" = "0.25" ] || { echo "FAIL: the resumed run did not keep its gradient clip (0.25): $clip"; fail=1; }
 else
   echo "note: no Python with h5py; the resume-of-an-old-checkpoint check is skipped"
 fi

@@ -18,6 +18,7 @@ struct PublishedSettings {
   double prior_precision;       // FROMP δ (Laplace prior of the kernel posterior)
   /// Global gradient-norm clip of ∇(ℓ̄ + τ·penalty). The published code clips
   /// ∇(ℓ̄/τ + penalty) at c (0.1 split MNIST, 0.01 permuted), the same direction at τc.
+  /// FROMP's (with Adam) only: the other methods' papers do not clip.
   double grad_clip;
   int64_t memory_per_task;
   /// The model (nn::parse_model name) the benchmark is run with.
