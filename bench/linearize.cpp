@@ -1,5 +1,5 @@
 // Linearization cost over 10,000 MNIST-sized inputs, 10 classes, MLP 784-256-256-10 and
-// LeNet-5: predictive variance and GGN diagonal by the fast layer-wise path, by the oracle
+// LeNet-5 (max pooling, and the published tanh/average-pooling one): predictive variance and GGN diagonal by the fast layer-wise path, by the oracle
 // (one backward pass per example and class; timed on a subset and scaled), and one plain
 // forward+backward pass over the same data, in one program. Also the peak resident memory
 // after running the fast path on 2,000 and then 10,000 inputs (flat when streaming works).
@@ -111,4 +111,8 @@ int main(int argc, char** argv) {
   run("MLP 784-256-256-10", *mlp, inputs, oracle_inputs);
   kprior::nn::LeNet5 lenet(10);
   run("LeNet-5", *lenet, inputs, oracle_inputs);
+  // mpe-influence's published LeNet-5: tanh and average pooling, taped plainly (no
+  // winners-only pooled path).
+  kprior::nn::LeNet5 lenet_avg(10, 1, kprior::nn::Activation::Tanh, kprior::nn::Pooling::Average);
+  run("LeNet-5 tanh, average pooling", *lenet_avg, inputs, oracle_inputs);
 }

@@ -198,6 +198,16 @@ TEST_CASE("the loader survives mutated checkpoints (randomised, bounded)", "[che
 }
 
 #ifdef KPRIOR_CHECKPOINT_WRITER
+TEST_CASE("a tensor type the format cannot hold is an error that leaves no file behind", "[checkpoint]") {
+  const auto dir = scratch("unsupported-type");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  checkpoint::Tree tree;
+  tree.put("flags", torch::ones({3}, torch::kBool));
+  CHECK_THROWS_AS(checkpoint::write(tree, (dir / "c.h5").string()), Error);
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 0);  // no c.h5, no c.h5.tmp-*
+}
+
 TEST_CASE("a writer killed mid-write leaves the previous checkpoint intact", "[checkpoint]") {
   // POSIX calls, not std::filesystem: next to the pip LibTorch of the GPU machine the
   // filesystem library misbehaved (remove_all crashed; this test saw no interrupted write).
@@ -303,6 +313,25 @@ TEST_CASE("resuming from a checkpoint ends bit for bit where the uninterrupted r
       return std::make_unique<train::ContinualLearner>(model, regularize::make_regularizers(c.method, {}), options);
     });
   }
+}
+
+TEST_CASE("a checkpoint of one method is refused by a learner of another", "[checkpoint]") {
+  const auto seq = data::make_split_sequence("blobs", blobs(40, 1), blobs(20, 2), {{0, 1}, {2, 3}}, 4);
+  const auto options = train::LearnerOptions().optimizer(train::OptimizerKind::Adam).lr(1e-2).epochs(1).memory_per_task(8);
+  const auto learner = [&](const std::string& method) {
+    torch::manual_seed(3);
+    auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 12, 4});
+    return std::make_unique<train::ContinualLearner>(model, regularize::make_regularizers(method, {}), options);
+  };
+  auto fromp = learner("fromp");
+  fromp->observe(seq.tasks[0]);
+  checkpoint::Tree tree;
+  fromp->save_state(tree);
+  // Without the check, kprior's state would be empty and the run would go on as fine-tuning.
+  CHECK_THROWS_WITH(learner("fromp,kprior")->load_state(tree),
+                    Catch::Matchers::Contains("the checkpoint's method is 'fromp', this learner's 'fromp,kprior'"));
+  CHECK_THROWS_AS(learner("kprior")->load_state(tree), FileError);
+  CHECK_NOTHROW(learner("fromp")->load_state(tree));
 }
 
 TEST_CASE("resuming a model with dropout (CifarNet) draws the same masks as the uninterrupted run", "[checkpoint]") {

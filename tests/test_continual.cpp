@@ -396,6 +396,20 @@ TEST_CASE("a diverging run stops with a clear error instead of finishing with Na
   CHECK_THROWS_WITH(learner.observe(seq.tasks[0]), Catch::Matchers::Contains("training diverged on task 1"));
 }
 
+TEST_CASE("a frozen parameter is refused up front, not after a task of training", "[train]") {
+  const auto seq = data::make_split_sequence("blobs", blobs(40, 3), blobs(20, 4), {{0, 1}, {2, 3}}, 4);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 8, 4});
+  model->parameters()[0].set_requires_grad(false);
+  CHECK_THROWS_WITH(train::ContinualLearner(model, regularize::make_regularizers("fromp", {}), train::LearnerOptions()),
+                    Catch::Matchers::Contains("is frozen (requires_grad false)"));
+  // Frozen after the learner was built: observe refuses before training.
+  model->parameters()[0].set_requires_grad(true);
+  train::ContinualLearner learner(model, regularize::make_regularizers("fromp", {}), train::LearnerOptions().epochs(1));
+  model->parameters()[1].set_requires_grad(false);
+  CHECK_THROWS_AS(learner.observe(seq.tasks[0]), UsageError);
+  CHECK(learner.tasks_observed() == 0);
+}
+
 TEST_CASE("a streamed task's curvature is its boundary sample's, scaled to the whole task", "[regularize]") {
   // A streamed task whose 18 training examples are its 6-example boundary sample three times
   // over: the scaled sample sum must equal the brute-force sum over all 18.

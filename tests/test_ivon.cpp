@@ -345,6 +345,46 @@ TEST_CASE("IVON leaves frozen parameters alone and treats a missing gradient as 
   }
 }
 
+TEST_CASE("IVON: a group added later, and parameters moved after construction, get their state", "[optim]") {
+  const double lr = 0.1, ess = 20, h0 = 0.5, wd = 0.01;
+  SECTION("add_param_group: posterior, hessian and save before any step") {
+    auto p = torch::tensor({0.5, -0.5}, torch::kFloat64).requires_grad_();
+    auto q = torch::tensor({1.0, 2.0, 3.0}, torch::kFloat64).requires_grad_();
+    IVON opt({p}, IVONOptions(lr, ess).hess_init(h0).weight_decay(wd));
+    opt.add_param_group(torch::optim::OptimizerParamGroup({q}));
+    const auto post = opt.posterior();
+    REQUIRE(post.variance().size() == 2);
+    // σ² = 1 / (ess (h0 + δ)) before the first step (METHODS.md §1).
+    CHECK(torch::allclose(post.variance()[1], torch::full({3}, 1.0 / (ess * (h0 + wd)), torch::kFloat64)));
+    CHECK(torch::equal(opt.hessian()[1], torch::full({3}, h0, torch::kFloat64)));
+    CHECK(opt.momentum().size() == 2);
+    torch::serialize::OutputArchive archive;
+    opt.save(archive);
+  }
+  SECTION("model->to(kFloat64) after the optimizer was built: as if built in float64") {
+    auto moved = torch::tensor({0.5f, -0.25f}).requires_grad_();
+    IVON opt({moved}, IVONOptions(lr, ess).hess_init(h0).weight_decay(wd).seed(3));
+    moved.set_data(moved.data().to(torch::kFloat64));  // what Module::to does
+    auto fresh = torch::tensor({0.5, -0.25}, torch::kFloat64).requires_grad_();
+    IVON ref({fresh}, IVONOptions(lr, ess).hess_init(h0).weight_decay(wd).seed(3));
+    for (int step = 0; step < 3; ++step) {
+      for (auto* o : {&opt, &ref}) {
+        auto& w = o == &opt ? moved : fresh;
+        {
+          auto sample = o->sampled_params(true);
+          (w * w * w).sum().backward();
+        }
+        o->step();
+        w.mutable_grad().zero_();
+      }
+    }
+    CHECK(moved.scalar_type() == torch::kFloat64);
+    CHECK(opt.hessian()[0].scalar_type() == torch::kFloat64);
+    CHECK(torch::equal(moved, fresh));
+    CHECK(torch::equal(opt.hessian()[0], ref.hessian()[0]));
+  }
+}
+
 TEST_CASE("IVON options are validated with errors naming the field", "[optim]") {
   auto w = torch::zeros({2}).requires_grad_();
   auto rejects = [&](const IVONOptions& o, const std::string& field) {

@@ -222,6 +222,18 @@ TEST_CASE("linearization rejects what it cannot handle", "[linearize]") {
     }
   } extra;
   CHECK_THROWS_WITH(linearize::jacobian(extra, x, {0}), Catch::Matchers::Contains("not in a taped"));
+  // A Linear applied per token ([N, T, F]): its per-example Jacobian is not s aᵀ of one row.
+  struct PerToken : nn::TapedModule {
+    torch::nn::Linear fc{nullptr};
+    PerToken() { fc = register_module("fc", torch::nn::Linear(3, 2)); }
+    torch::Tensor forward_taped(const torch::Tensor& in, nn::LayerTape* tape) override {
+      return nn::tape_linear(fc, in, tape).mean(1);
+    }
+  } per_token;
+  const auto tokens = torch::randn({2, 4, 3});
+  CHECK(per_token.forward(tokens).sizes() == torch::IntArrayRef({2, 2}));  // untaped: fine
+  CHECK_THROWS_WITH(linearize::logit_variance(per_token, tokens, {0, 1}, {torch::ones({2, 3}), torch::ones({2})}),
+                    Catch::Matchers::Contains("a taped Linear needs [N, features] inputs, got 3 dimensions"));
 }
 
 TEST_CASE("memorable-example scores and per-class selection on hand-made numbers", "[memory]") {

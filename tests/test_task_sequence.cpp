@@ -55,6 +55,9 @@ TEST_CASE("split sequence: classes, sizes, masks and label views", "[data]") {
   const auto head = head_logits(seq.tasks[3], logits);
   CHECK(torch::equal(head, torch::tensor({{6.f, 7.f}, {16.f, 17.f}})));
   CHECK_THROWS_AS(head_targets(seq.tasks[0], torch::tensor({3}, torch::kLong)), kprior::UsageError);
+  Task empty_head;
+  empty_head.name = "none";
+  CHECK_THROWS_WITH(head_targets(empty_head, torch::tensor({0}, torch::kLong)), Catch::Matchers::Contains("has no classes"));
 }
 
 TEST_CASE("split sequence rejects bad groups", "[data]") {

@@ -350,6 +350,9 @@ void write(const Tree& content, const std::string& path) {
   } catch (const H5::Exception& e) {
     std::remove(tmp.c_str());
     throw FileError(path, "HDF5 could not write the checkpoint: " + e.getDetailMsg());
+  } catch (...) {
+    std::remove(tmp.c_str());  // e.g. a tensor type the format has no HDF5 type for: no debris
+    throw;
   }
   std::error_code ec;
   const auto body = static_cast<uint64_t>(std::filesystem::file_size(tmp, ec)) - kHeaderBytes;

@@ -135,6 +135,7 @@ torch::Tensor head_logits(const Task& task, const torch::Tensor& logits) {
 }
 
 torch::Tensor head_targets(const Task& task, const torch::Tensor& global_targets) {
+  if (task.classes.empty()) throw UsageError("head_targets: task '" + task.name + "' has no classes (an empty head)");
   // Lookup table from global class to position in the head (-1 where absent).
   const int64_t top = *std::max_element(task.classes.begin(), task.classes.end());
   const int64_t max_target = global_targets.numel() ? global_targets.max().item<int64_t>() : 0;

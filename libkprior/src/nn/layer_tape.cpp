@@ -31,6 +31,12 @@ torch::Tensor TapedModule::forward(const torch::Tensor& x) {
 torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, LayerTape* tape) {
   auto out = layer->forward(x);
   if (tape != nullptr) {
+    // The per-example Jacobian s aᵀ needs one input row per example; a Linear applied to
+    // [N, T, F] (per token) would be taken per token and give wrong variances.
+    if (x.dim() != 2) {
+      throw UsageError("tape_linear: a taped Linear needs [N, features] inputs, got " + std::to_string(x.dim()) +
+                       " dimensions (flatten per-example inputs, or apply the layer outside the tape)");
+    }
     TapeEntry e;
     e.kind = LayerKind::Linear;
     e.input = x;

@@ -102,13 +102,25 @@ const IVONOptions& IVON::group_options(size_t group) const {
   return static_cast<const IVONOptions&>(param_groups_[group].options());
 }
 
-void IVON::ensure_state() {
+void IVON::ensure_state() const {
   torch::NoGradGuard no_grad;
   state_by_group_.resize(param_groups_.size());
   for (size_t g = 0; g < param_groups_.size(); ++g) {
     const auto& params = param_groups_[g].params();
     auto& states = state_by_group_[g];
     const double h0 = group_options(g).hess_init();
+    for (size_t j = 0; j < states.size() && j < params.size(); ++j) {
+      // A parameter moved (model->to(...)) since its state was made: the state follows, as
+      // load() places it, instead of mixing dtypes or devices in the update.
+      auto& s = states[j];
+      const auto& p = params[j];
+      if (!sampling_ && (s.hess.scalar_type() != p.scalar_type() || s.hess.device() != p.device())) {
+        for (torch::Tensor* t : {&s.momentum, &s.hess, &s.grad_sum, &s.nxg_sum}) {
+          *t = t->to(p.device(), p.scalar_type());
+        }
+        s.saved_mean = torch::Tensor();  // made again, like the parameter, at the next sample
+      }
+    }
     for (size_t j = states.size(); j < params.size(); ++j) {
       // State in the parameter's layout (contiguous for contiguous parameters; channels-last
       // for channels-last weights), so the multi-tensor ops keep their fast path.
@@ -387,6 +399,7 @@ std::vector<torch::Tensor> IVON::trainable_params() const {
 }
 
 posterior::DiagonalGaussian IVON::posterior() const {
+  ensure_state();  // a group added since the last step has its h0 state
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> mean, variance;
   for (size_t g = 0; g < param_groups_.size(); ++g) {
@@ -406,6 +419,7 @@ posterior::DiagonalGaussian IVON::posterior() const {
 }
 
 std::vector<torch::Tensor> IVON::hessian() const {
+  ensure_state();
   std::vector<torch::Tensor> out;
   for (size_t g = 0; g < param_groups_.size(); ++g) {
     for (size_t j = 0; j < state_by_group_[g].size(); ++j) {
@@ -416,6 +430,7 @@ std::vector<torch::Tensor> IVON::hessian() const {
 }
 
 std::vector<torch::Tensor> IVON::momentum() const {
+  ensure_state();
   std::vector<torch::Tensor> out;
   for (size_t g = 0; g < param_groups_.size(); ++g) {
     for (size_t j = 0; j < state_by_group_[g].size(); ++j) {
@@ -430,6 +445,7 @@ std::vector<torch::Tensor> IVON::momentum() const {
 // ---- serialization ------------------------------------------------------------------------
 
 void IVON::save(torch::serialize::OutputArchive& archive) const {
+  ensure_state();
   const auto& glob = global();
   archive.write("ivon/format_version", torch::tensor(kFormatVersion));
   archive.write("ivon/step_count", torch::tensor(step_count_));

@@ -99,6 +99,19 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(nn::TapedModule& model, 
                             .seed(o.seed()));
 }
 
+// The learner's posterior, kernels, curvature and checkpoints all cover model.parameters();
+// IVON's posterior covers the trainable ones only, so a frozen parameter would misalign them
+// (found after a whole task of training). Refused up front instead.
+void require_all_trainable(const torch::nn::Module& model) {
+  for (const auto& p : model.named_parameters()) {
+    if (!p.value().requires_grad()) {
+      throw UsageError("ContinualLearner: parameter '" + p.key() + "' is frozen (requires_grad false); the learner "
+                       "keeps a posterior over every parameter of its model. Unfreeze it, or keep a frozen "
+                       "feature extractor outside the model and feed its outputs as the inputs");
+    }
+  }
+}
+
 }  // namespace
 
 ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
@@ -107,6 +120,7 @@ ContinualLearner::ContinualLearner(std::shared_ptr<nn::TapedModule> model,
     : model_(std::move(model)), regs_(std::move(regularizers)), options_(options),
       callbacks_(std::move(callbacks)) {
   options_.validate();
+  require_all_trainable(*model_);
   needs_memory_ = regularize::needs_memory(regs_, options_.memory_per_task());
   const bool cuda = !model_->parameters().empty() && model_->parameters().front().is_cuda();
   if (nn::resolve_memory_format(options_.memory_format(), *model_, cuda) == nn::MemoryFormat::ChannelsLast) {
@@ -257,6 +271,7 @@ void ContinualLearner::observe(const data::Task& task) {
                      std::to_string(task.id));
   }
   if (needs_memory_) check_memory_fits(options_.memory_per_task(), task);  // before hours of training
+  require_all_trainable(*model_);  // frozen since construction?
   if (dynamic_cast<optim::IVON*>(optimizer_.get()) == nullptr) {
     // Adam and SGD start each task with fresh moments (the published FROMP protocol); IVON
     // keeps its state: its Hessian estimate is the posterior carried into the next task.
@@ -291,6 +306,7 @@ void ContinualLearner::observe(const data::Task& task) {
 
 void ContinualLearner::observe_all(const data::TaskSequence& seq) {
   if (tasks_ != 0) throw UsageError("observe_all: the learner has already observed tasks");
+  require_all_trainable(*model_);
   for (const auto& t : seq.tasks) {
     if (t.train_stream) throw UsageError("joint training needs every task's data in memory; task " + std::to_string(t.id + 1) + " is streamed");
   }

@@ -28,6 +28,13 @@ std::string regularizer_group(size_t k, const regularize::Regularizer& r) {
   return "regularizers/" + std::to_string(k) + "_" + r.name();
 }
 
+// The method as a list of regularizer names ("fromp,kprior"; "" for fine-tuning).
+std::string regularizer_names(const std::vector<std::unique_ptr<regularize::Regularizer>>& regs) {
+  std::string out;
+  for (const auto& r : regs) out += (out.empty() ? "" : ",") + r->name();
+  return out;
+}
+
 // Copies `from` into `into` (a parameter or buffer), refusing a shape or type that differs.
 
 }  // namespace
@@ -35,6 +42,7 @@ std::string regularizer_group(size_t k, const regularize::Regularizer& r) {
 void ContinualLearner::save_state(checkpoint::Tree& tree) const {
   tree.put_attr("learner@tasks_observed", tasks_);
   tree.put_attr("learner@optimizer", to_string(options_.optimizer()));
+  tree.put_attr("learner@regularizers", regularizer_names(regs_));
   checkpoint::put_module(tree, *model_);
   if (auto* ivon = dynamic_cast<optim::IVON*>(optimizer_.get())) {
     torch::serialize::OutputArchive archive;
@@ -80,6 +88,12 @@ void ContinualLearner::load_state(const checkpoint::Tree& saved) {
   if (tree.text("learner@optimizer") != to_string(options_.optimizer())) {
     throw FileError(src, "the checkpoint was trained with " + tree.text("learner@optimizer") +
                              ", this learner uses " + to_string(options_.optimizer()));
+  }
+  // Each regularizer reads its own state; one the checkpoint lacks would start empty and the
+  // run would continue as fine-tuning. (Files written before the list was recorded: unchecked.)
+  if (tree.has_attr("learner@regularizers") && tree.text("learner@regularizers") != regularizer_names(regs_)) {
+    throw FileError(src, "the checkpoint's method is '" + tree.text("learner@regularizers") + "', this learner's '" +
+                             regularizer_names(regs_) + "'");
   }
   const auto tasks = tree.integer("learner@tasks_observed");
   if (tasks < 0) throw FileError(src, "negative 'learner@tasks_observed'");

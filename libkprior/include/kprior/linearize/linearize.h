@@ -3,7 +3,8 @@
 // Jacobians of chosen output columns (a task's head), predictive variances, kernels and
 // curvature diagonals of a TapedModule under a diagonal posterior Σ, by the fast layer-wise
 // path. `variances` are per-parameter tensors aligned with model.parameters() (e.g.
-// IVON::posterior().variance() when IVON was built from model->parameters()). Every function
+// IVON::posterior().variance() when IVON was built from model->parameters() and every one of
+// them is trainable: IVON's posterior covers trainable parameters only). Every function
 // that runs a TapedModule runs it in eval mode (dropout off, BatchNorm on its running
 // statistics: per-example outputs) and restores each module's previous mode on return
 // (nn::EvalModeGuard); jacobian_oracle runs `forward` as given.

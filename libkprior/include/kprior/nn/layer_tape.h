@@ -65,7 +65,8 @@ class LayerTape {
   std::vector<TapeEntry> entries_;
 };
 
-/// Applies `layer` to `x`, recording the call on `tape` when it is not null.
+/// Applies `layer` to `x`, recording the call on `tape` when it is not null; a taped call
+/// needs x [N, in] (UsageError otherwise: per-token Linear layers are not linearized).
 torch::Tensor tape_linear(torch::nn::Linear& layer, const torch::Tensor& x, LayerTape* tape);
 /// As tape_linear for Conv2d (groups = 1, zero padding, with or without bias; other settings
 /// throw UsageError).

@@ -16,7 +16,8 @@
 //     opt.step();
 //   }
 //
-// or `opt.step(closure)`, which draws mc_samples samples itself.
+// or `opt.step(closure)`, which draws mc_samples samples itself. The gradient recorded is the
+// one present when the guard is destroyed: clip or change gradients inside its block.
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
@@ -152,7 +153,10 @@ class IVON : public torch::optim::Optimizer {
 
   const IVONOptions& global() const;
   const IVONOptions& group_options(size_t group) const;
-  void ensure_state();
+  // Grows the state to every parameter (lazily: also for groups added after construction)
+  // and moves it to each parameter's dtype and device (a model moved after the optimizer was
+  // built). Logically const: the state is a cache of h0 and zeros until the first step.
+  void ensure_state() const;
   void ensure_generator(const torch::Device& device);
   // The user's noise source for one parameter (IVONOptions::noise).
   torch::Tensor draw_noise(size_t group, size_t param, const torch::Tensor& like);
@@ -163,7 +167,7 @@ class IVON : public torch::optim::Optimizer {
   void end_sample(bool record);
   void update();
 
-  std::vector<std::vector<ParamState>> state_by_group_;
+  mutable std::vector<std::vector<ParamState>> state_by_group_;
   int64_t step_count_ = 0;
   int64_t samples_ = 0;
   uint64_t noise_draws_ = 0;  // samples drawn so far: the counter of the streamed noise

@@ -7,9 +7,9 @@
 // J⁽ᶜ⁾ᵀ K⁻¹ (m − m̄) (autograd through m with K⁻¹ constant): no per-example Jacobians per step.
 // The penalty is added to the task's *mean* loss ℓ̄_t, so τ here is the paper's τ divided by
 // N_t — the convention of the published settings (τ 10 split MNIST, 0.5 permuted MNIST).
-// m_{s,c}(w) is computed with BatchNorm layers in eval mode (running statistics), as m̄ and
-// K are: the memory batch's own statistics never enter the function values (dropout is left
-// in the caller's mode, so BatchNorm-free models are unaffected).
+// m_{s,c}(w) is computed with the whole model in eval mode, as m̄ and K are (and as the
+// published code's memory pass): no dropout noise in m(w) − m̄, and BatchNorm on its running
+// statistics, so the memory batch's own statistics never enter the function values.
 #include "kprior/regularize/regularizer.h"
 
 namespace kprior::regularize {
