@@ -143,6 +143,25 @@ TEST_CASE("FROMP with IVON runs on CUDA", "[cuda]") {
   CHECK(rel_diff(gpu.restored_penalty, gpu.penalty) < 1e-12);
 }
 
+TEST_CASE("a CUDA learner given tasks held on the CPU: the boundary and predict move the data", "[cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  const auto seq = data::make_split_sequence("blobs", testing::blobs(40, 1, 0.7, torch::kFloat64),
+                                             testing::blobs(20, 2, 0.7, torch::kFloat64), {{0, 1}, {2, 3}}, 4);
+  auto model = make_model(torch::kCUDA);
+  train::ContinualLearner learner(model, regularize::make_regularizers("fromp", {}),
+                                  train::LearnerOptions().optimizer(train::OptimizerKind::Adam).lr(1e-2).epochs(3)
+                                      .memory_per_task(8));
+  for (const auto& t : seq.tasks) learner.observe(t);  // tasks stay on the CPU
+  CHECK(learner.memory().back().inputs.is_cuda());
+  const auto answer = learner.predict(seq.tasks[0].test.inputs, seq.tasks[0]);
+  CHECK(answer.probs.is_cuda());
+  CHECK(torch::isfinite(answer.variance).all().item<bool>());
+  CHECK(learner.evaluate(seq.tasks[0], seq.tasks[0].classes).task_incremental > 0.8);
+}
+
 TEST_CASE("FROMP kernels of a CNN on CUDA, one class row per pass, equal the CPU's (float64)", "[cuda]") {
   if (!torch::cuda::is_available()) {
     WARN("no CUDA device: skipped");

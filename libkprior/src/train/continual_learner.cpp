@@ -296,7 +296,16 @@ void ContinualLearner::observe(const data::Task& task) {
   cost.train_seconds = run_epochs(
       task.id, *source, [&](const data::Batch& b) { return loss(task, b.inputs, b.targets); }, to_local);
   const auto boundary = Clock::now();
-  end_task(task);
+  // The boundary (memory selection, curvature, kernels) runs on the task's in-memory data: on
+  // the model's device, where a caller kept it on the CPU (the batches above moved one by one).
+  const auto device = model_->parameters().front().device();
+  if (task.train.inputs.defined() && task.train.inputs.device() != device) {
+    data::Task here = task;
+    here.train = task.train.to(device);
+    end_task(here);
+  } else {
+    end_task(task);
+  }
   cost.boundary_seconds = since(boundary);
   cost.peak_mib = peak_mib();
   costs_.push_back(cost);
@@ -378,7 +387,8 @@ posterior::DiagonalGaussian ContinualLearner::posterior() const {
   return {mean, laplace_variances_, "laplace"};
 }
 
-Prediction ContinualLearner::predict(const torch::Tensor& x, const data::Task& task) {
+Prediction ContinualLearner::predict(const torch::Tensor& x_in, const data::Task& task) {
+  const auto x = x_in.to(model_->parameters().front().device());
   model_->eval();
   const auto probs = linearize::head_probabilities(*model_, x, task.classes);
   const auto variances = posterior().variance();  // throws before the first Laplace boundary
