@@ -63,7 +63,11 @@ void print_summary(const kprior::checkpoint::Summary& s) {
     fmt::print("run: {}, method {}, optimizer {}, seed {}; {} of {} tasks learned\n", s.benchmark,
                cfg.value("method", "?"), cfg.value("optimizer", "?"), s.seed, s.tasks_completed, s.num_tasks);
   }
-  fmt::print("model: {} parameters in {} tensors\n", s.parameters, s.parameter_tensors);
+  if (s.parameter_tensors > 0) {
+    fmt::print("model: {} parameters in {} tensors\n", s.parameters, s.parameter_tensors);
+  } else if (!s.content.empty() && s.content != "run") {
+    fmt::print("content: {} (no model)\n", s.content);  // e.g. mpe-influence's sensitivities file
+  }
   if (s.has_posterior) {
     fmt::print("posterior ({}): variance min {:.3g} median {:.3g} max {:.3g}; |mean| median {:.3g} max {:.3g}\n",
                s.posterior_source, s.posterior_variance.min, s.posterior_variance.median,

@@ -50,6 +50,8 @@ for f in model.h5 influence.h5 summary.json class_removal.csv top_influential.pn
 done
 [ "$(wc -l < "$scratch/run/class_removal.csv")" -eq 11 ] || { echo "FAIL: class_removal.csv is not 1 header + 10 rows"; fail=1; }
 grep -q '"spearman"' "$scratch/run/summary.json" || { echo "FAIL: summary.json lacks correlations"; fail=1; }
+# kprior-inspect names what the sensitivities file is instead of "0 parameters".
+expect 0 "content: mpe-influence sensitivities (no model)" -- "$1/kprior-inspect" "$scratch/run/influence.h5"
 # Reading the model back skips training and gives the same estimates.
 expect 0 "loaded mlp and its posterior" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --remove-class 3 --out "$scratch/again"
 # ... and reports how the file's model was trained (from the file: this run trained nothing).
