@@ -161,7 +161,12 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     std::sort(found.begin(), found.end());
     path = found.front();
   }
-  const auto info = kprior::train::read_run_info(kprior::checkpoint::read(path));
+  const auto tree = kprior::checkpoint::read(path);
+  const auto info = kprior::train::read_run_info(tree);
+  // ewc+fr+replay ignored --fisher and --ewc-lambda before its checkpoints recorded the method
+  // (learner@regularizers): such a run continues with what it trained with, GGN and λ = 1.
+  const bool pin_combined = !tree.has_attr("learner@regularizers") &&
+                            info.config_json.find("ewc+fr+replay") != std::string::npos;
   std::vector<std::string> out{args.front()};
   json saved;
   try {
@@ -180,6 +185,7 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
       throw kprior::FileError(path, "attribute 'config@arguments' is not a list of options");
     }
     if (given_now(entry[0].get<std::string>())) continue;  // an overridable option given again
+    if (pin_combined && (entry[0] == "--fisher" || entry[0] == "--ewc-lambda")) continue;
     if (entry.size() == 2) {
       // --name=value: also right for a flag, whose saved value ("true") may not follow as a word.
       out.push_back(entry[0].get<std::string>() + "=" + entry[1].get<std::string>());
@@ -216,6 +222,10 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     for (size_t k = 1; k + 1 < widths.size(); ++k) hidden += (hidden.empty() ? "" : ",") + widths[k].dump();
     if (!hidden.empty()) out.push_back("--hidden=" + hidden);
     else out.push_back("--hidden=none");
+  }
+  if (pin_combined) {
+    out.push_back("--fisher=ggn");
+    out.push_back("--ewc-lambda=1");
   }
   // The gradient clip is part of a run too: it continues with the one it trained with, whatever
   // the default is today (before it applied to FROMP only, every Adam run clipped).
@@ -418,7 +428,8 @@ int main(int argc, char** argv) {
     auto given = [](const CLI::Option* o) { return o->count() > 0; };
     const auto kind = train::parse_optimizer(optimizer);
     const bool ivon = kind == train::OptimizerKind::IVON;
-    const auto iv = train::ivon_settings(tasks, method.find("fromp") != std::string::npos);
+    const bool with_fromp = method.find("fromp") != std::string::npos;
+    const auto iv = train::ivon_settings(tasks, with_fromp);
     ms.fromp.tau(given(o_tau) ? tau : (ivon ? pub.tau * iv.tau_scale : pub.tau))
         .jitter(given(o_jitter) ? jitter : (ivon ? iv.jitter : pub.jitter));
     const auto curvature = fisher == "ggn"         ? linearize::Curvature::GGN
@@ -433,7 +444,6 @@ int main(int argc, char** argv) {
     // papers clip nothing. It is c·τ on our ∇(ℓ + τ·penalty) (c on the published ∇ℓ/τ +
     // ∇penalty), so it follows --tau. Clipping IVON's gradients would also shrink its Hessian
     // estimate (ĥ uses ĝ), so IVON runs unclipped.
-    const bool with_fromp = method.find("fromp") != std::string::npos;
     const double default_clip = kind == train::OptimizerKind::Adam && with_fromp && pub.tau > 0
                                     ? pub.grad_clip / pub.tau * ms.fromp.tau() : 0.0;
     // Measured on split-Fashion (seed 0): replay 87.1% with Tr Λ memory, 97.9% random.

@@ -75,6 +75,17 @@ std::string architecture_name(const std::string& model) {
   return model == "lenet5" ? "lenet5-tanh-avgpool" : model;
 }
 
+// What to tell the user about a file's architecture: the --model that loads it.
+std::string model_option_of(const std::string& architecture) {
+  if (architecture == "mlp") return "--model mlp";
+  if (architecture == "lenet5-tanh-avgpool") return "--model lenet5";
+  if (architecture == "lenet5") {
+    return "a ReLU, max-pooling LeNet-5 of an earlier kprior, which no --model loads now (mpe-influence's "
+           "LeNet-5 is the published tanh, average-pooling one): train it again";
+  }
+  return "an unknown architecture '" + architecture + "'";
+}
+
 std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
   if (fs::is_directory(path)) throw FileError(path, "is a directory, not a --remove-indices file");
   std::ifstream in(path);
@@ -190,6 +201,12 @@ void require_protocol_options(const CLI::App& cli, const std::vector<ProtocolRun
     if (cli.get_option(name)->count() > 0 && !has("converge")) {
       throw UsageError(std::string(name) + " sets the converge protocol; --protocols has no 'converge'");
     }
+  }
+  // With a loaded model --optimizer sets only the converge protocol's (published: always SGD).
+  if (!cli.get_option("--checkpoint")->empty() && cli.get_option("--optimizer")->count() > 0 && !runs.empty() &&
+      !has("converge")) {
+    throw UsageError("--optimizer with --checkpoint sets the converge protocol's optimizer; --protocols has no "
+                     "'converge' (the published protocol retrains with SGD)");
   }
 }
 
@@ -332,11 +349,12 @@ int main(int argc, char** argv) {
     // 1. The trained model and its posterior.
     std::optional<posterior::DiagonalGaussian> q;
     if (!o.checkpoint.empty()) {
-      auto loaded = influence::load_model_file(o.checkpoint, *model, architecture_name(o.model));
+      auto loaded = influence::load_model_file(o.checkpoint, *model, architecture_name(o.model), model_option_of);
       influence::require_same_training_set(o.checkpoint, loaded, train_set.targets);
       q = loaded.posterior;
       // How the file's model was trained (files written before the record: unknown).
-      summary["training"] = loaded.training ? json::parse(loaded.training->settings_json) : json(nullptr);
+      summary["training"] = loaded.training ? json::parse(loaded.training->settings_json, nullptr, false) : json(nullptr);
+      if (summary["training"].is_discarded()) throw FileError(o.checkpoint, "its training settings are not JSON");
       o.prior_precision = loaded.prior_precision;
       summary["prior_precision"] = o.prior_precision;  // the file's δ
       if (o.retrain) protocols = retraining_protocols(o);  // retrain towards the file's δ

@@ -42,14 +42,18 @@ if [ -n "$python" ]; then
   expect 0 "optimizer ivon (lr 0.1, cosine)" -- "$run" $common --out "$scratch/old" --stop-after-task 1
   # Edit the configuration with h5py, then renew the envelope (512-byte header: body size,
   # CRC-32 of the body) as the library writes it.
-  "$python" - "$scratch/old/checkpoint.h5" <<'PY'
+  cat > "$scratch/age.py" <<'PY'
+# age.py CHECKPOINT MODE: makes a checkpoint look as an older kprior wrote it.
 import json, os, sys, zlib, h5py
-path = sys.argv[1]
+path, mode = sys.argv[1], sys.argv[2]
 with h5py.File(path, "r+") as f:
-    config = json.loads(f["config"].attrs["json"])
-    del config["lr_schedule"]
-    config["grad_clip"] = 0.25  # a clip the defaults would not give: the resumed run keeps it
-    f["config"].attrs["json"] = json.dumps(config)
+    if mode == "schedule":
+        config = json.loads(f["config"].attrs["json"])
+        del config["lr_schedule"]
+        config["grad_clip"] = 0.25  # a clip the defaults would not give: the resumed run keeps it
+        f["config"].attrs["json"] = json.dumps(config)
+    else:  # before learner@regularizers was written
+        del f["learner"].attrs["regularizers"]
 with open(path, "r+b") as f:
     header = f.read(512).split(b"\0")[0].decode().splitlines()
     body = f.read()
@@ -59,10 +63,20 @@ with open(path, "r+b") as f:
     f.seek(0)
     f.write(text.encode().ljust(512, b"\0"))
 PY
+  "$python" "$scratch/age.py" "$scratch/old/checkpoint.h5" schedule
   expect 0 "optimizer ivon (lr 0.1, constant)" -- "$run" --resume "$scratch/old" --stop-after-task 2 --threads 1
   clip=$("$python" -c 'import json, sys, h5py; print(json.loads(h5py.File(sys.argv[1], "r")["config"].attrs["json"])["grad_clip"])' \
     "$scratch/old/checkpoint.h5")
   [ "$clip" = "0.25" ] || { echo "FAIL: the resumed run did not keep its gradient clip (0.25): $clip"; fail=1; }
+  # ewc+fr+replay ignored --fisher before its checkpoints named the method: an old run continues
+  # with the GGN it trained with, not the empirical Fisher its arguments record.
+  expect 0 "stopped after task 1" -- "$run" --data-dir "$data" --epochs 1 --threads 1 --method ewc+fr+replay \
+    --fisher empirical --out "$scratch/old-combined" --stop-after-task 1
+  "$python" "$scratch/age.py" "$scratch/old-combined/checkpoint.h5" regularizers
+  expect 0 "resuming after task 1" -- "$run" --resume "$scratch/old-combined" --stop-after-task 2 --threads 1
+  fisher=$("$python" -c 'import json, sys, h5py; print(json.loads(h5py.File(sys.argv[1], "r")["config"].attrs["json"])["fisher"])' \
+    "$scratch/old-combined/checkpoint.h5")
+  [ "$fisher" = "ggn" ] || { echo "FAIL: an old ewc+fr+replay run resumed with fisher $fisher, not ggn"; fail=1; }
 else
   echo "note: no Python with h5py; the resume-of-an-old-checkpoint check is skipped"
 fi

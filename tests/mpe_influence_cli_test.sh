@@ -63,6 +63,8 @@ expect 2 "prior-precision applies to training; with --checkpoint" -- "$bin" $loa
   --prior-precision 5
 expect 2 "optimizer with --checkpoint acts only on --retrain's runs" -- "$bin" $load --checkpoint "$scratch/run/model.h5" \
   --optimizer ivon
+expect 2 "optimizer with --checkpoint sets the converge protocol's optimizer; --protocols has no 'converge'" -- "$bin" $load \
+  --checkpoint "$scratch/run/model.h5" --remove-class 3 --retrain --protocols published --optimizer sgd
 a=$(grep '^3,' "$scratch/run/class_removal.csv" | cut -d, -f1-5)
 b=$(grep '^3,' "$scratch/again/class_removal.csv" | cut -d, -f1-5)
 [ "$a" = "$b" ] || { echo "FAIL: estimates differ after reloading: '$a' vs '$b'"; fail=1; }
@@ -73,7 +75,7 @@ expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/d50/model.h5" --rem
 grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "FAIL: summary.json lacks the file's δ"; fail=1; }
 [ "$(grep -c '"prior_precision": 50' "$scratch/d50-retrain/summary.json")" -ge 2 ] ||
   { echo "FAIL: the retraining protocol did not use the file's δ"; fail=1; }
-expect 2 "holds a mlp model, not a lenet5-tanh-avgpool one" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
+expect 2 "holds a mlp model, not a lenet5-tanh-avgpool one: --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
 : > "$scratch/a-file"
 expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"
 exit $fail

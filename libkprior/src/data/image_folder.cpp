@@ -32,7 +32,7 @@ bool is_image_name(const fs::path& p) {
 // other files are skipped, would silently train on part of a class, so they are refused.
 bool is_unread_image_name(const fs::path& p) {
   const auto ext = lower_extension(p);
-  for (const char* other : {".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif"}) {
+  for (const char* other : {".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}) {
     if (ext == other) return true;
   }
   return false;

@@ -38,8 +38,8 @@ void save_model_file(const std::string& path, const torch::nn::Module& model,
   checkpoint::write(tree, path);
 }
 
-LoadedModel load_model_file(const std::string& path, torch::nn::Module& model,
-                            const std::string& architecture) {
+LoadedModel load_model_file(const std::string& path, torch::nn::Module& model, const std::string& architecture,
+                            const std::function<std::string(const std::string&)>& advice) {
   const auto tree = checkpoint::read(path);
   if (!tree.has_attr("@content") || tree.text("@content") != kModelFileContent) {
     throw FileError(path, "not a model file of mpe-influence (it writes one, model.h5, to --out; "
@@ -47,15 +47,23 @@ LoadedModel load_model_file(const std::string& path, torch::nn::Module& model,
   }
   const auto& stored = tree.text("model@architecture");
   if (stored != architecture) {
-    throw UsageError(path + " holds a " + stored + " model, not a " + architecture + " one");
+    throw UsageError(path + " holds a " + stored + " model, not a " + architecture + " one" +
+                     (advice ? ": " + advice(stored) : std::string()));
   }
   if (!tree.has_attr("posterior@source")) throw FileError(path, "the checkpoint has no posterior");
   checkpoint::get_module(tree, model);
   LoadedModel loaded{checkpoint::get_posterior(tree, "posterior"), tree.real("model@prior_precision"), std::nullopt};
   if (tree.has_attr("training@examples")) {
-    loaded.training = TrainingRecord{tree.integer("training@examples"),
-                                     std::stoull(tree.text("training@labels_fingerprint")),
-                                     tree.text("training@settings")};
+    const auto& text = tree.text("training@labels_fingerprint");
+    size_t used = 0;
+    uint64_t fingerprint = 0;
+    try {
+      fingerprint = std::stoull(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != text.size()) throw FileError(path, "'training@labels_fingerprint' is not a number");
+    loaded.training = TrainingRecord{tree.integer("training@examples"), fingerprint, tree.text("training@settings")};
   }
   return loaded;
 }

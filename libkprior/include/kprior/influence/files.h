@@ -10,6 +10,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -43,10 +44,11 @@ struct LoadedModel {
 };
 
 /// Reads a model file into `model` (built as `architecture`). Throws kprior::FileError for a
-/// file that is not such a model file, lacks a posterior or whose tensors do not fit, and
-/// kprior::UsageError when it holds another architecture.
-LoadedModel load_model_file(const std::string& path, torch::nn::Module& model,
-                            const std::string& architecture);
+/// file that is not such a model file, lacks a posterior, has a damaged training record or
+/// whose tensors do not fit, and kprior::UsageError when it holds another architecture, with
+/// `advice(stored architecture)` (if given) saying how to load that one.
+LoadedModel load_model_file(const std::string& path, torch::nn::Module& model, const std::string& architecture,
+                            const std::function<std::string(const std::string&)>& advice = {});
 
 /// Throws kprior::FileError (naming `path`) unless `loaded` was trained on exactly the
 /// examples whose labels are `labels`; files without a record pass.
