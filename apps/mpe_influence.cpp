@@ -16,6 +16,7 @@
 #include "app_main.h"
 #include "plot.h"
 #include "kprior/core/allocator.h"
+#include "kprior/core/parse.h"
 #include "kprior/core/random.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
@@ -97,14 +98,9 @@ std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
     std::stringstream parts(token);
     std::string item;
     while (parts >> item) {
-      size_t used = 0;
-      int64_t v = 0;
-      try {
-        v = std::stoll(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != item.size()) throw FileError(path, "'" + item + "' is not an index");
+      const auto parsed = parse_integer<int64_t>(item);
+      if (!parsed) throw FileError(path, "'" + item + "' is not an index");
+      const int64_t v = *parsed;
       if (v < 0 || v >= n) throw FileError(path, fmt::format("index {} is outside the training set (0..{})", v, n - 1));
       out.push_back(v);
     }
@@ -118,17 +114,9 @@ std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
 std::vector<int64_t> classes_to_remove(const std::string& text) {
   if (text.empty()) return {};
   if (text == "all") return {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  size_t used = 0;
-  int64_t c = -1;
-  try {
-    c = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || c < 0 || c > 9) {
-    throw UsageError("--remove-class must be a class 0..9 or 'all', got '" + text + "'");
-  }
-  return {c};
+  const auto c = parse_integer<int64_t>(text);
+  if (!c || *c < 0 || *c > 9) throw UsageError("--remove-class must be a class 0..9 or 'all', got '" + text + "'");
+  return {*c};
 }
 
 // --- printing and files ----------------------------------------------------------------------

@@ -5,7 +5,20 @@
 #include <vector>
 
 #include "catch.h"
+#include "kprior/core/parse.h"
 #include "kprior/core/random.h"
+
+TEST_CASE("parse_integer takes exactly one integer of the type's range", "[core]") {
+  CHECK(kprior::parse_integer<int64_t>("42") == 42);
+  CHECK(kprior::parse_integer<int64_t>("-7") == -7);
+  CHECK(kprior::parse_integer<uint64_t>("18446744073709551615") == 18446744073709551615ull);
+  for (const char* bad : {"", "+5", " 5", "5 ", "5x", "0x10", "1.0", "99999999999999999999"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(kprior::parse_integer<int64_t>(bad).has_value());
+  }
+  CHECK_FALSE(kprior::parse_integer<uint64_t>("-1").has_value());
+  CHECK_FALSE(kprior::parse_integer<uint64_t>("18446744073709551616").has_value());
+}
 
 TEST_CASE("SplitMix64 matches the reference generator", "[core]") {
   // First outputs of Vigna's splitmix64.c with state 0 (published reference values).

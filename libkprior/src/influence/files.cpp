@@ -5,6 +5,7 @@
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/core/error.h"
+#include "kprior/core/parse.h"
 
 namespace kprior::influence {
 
@@ -54,16 +55,9 @@ LoadedModel load_model_file(const std::string& path, torch::nn::Module& model, c
   checkpoint::get_module(tree, model);
   LoadedModel loaded{checkpoint::get_posterior(tree, "posterior"), tree.real("model@prior_precision"), std::nullopt};
   if (tree.has_attr("training@examples")) {
-    const auto& text = tree.text("training@labels_fingerprint");
-    size_t used = 0;
-    uint64_t fingerprint = 0;
-    try {
-      fingerprint = std::stoull(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != text.size()) throw FileError(path, "'training@labels_fingerprint' is not a number");
-    loaded.training = TrainingRecord{tree.integer("training@examples"), fingerprint, tree.text("training@settings")};
+    const auto fingerprint = parse_integer<uint64_t>(tree.text("training@labels_fingerprint"));
+    if (!fingerprint) throw FileError(path, "'training@labels_fingerprint' is not a number");
+    loaded.training = TrainingRecord{tree.integer("training@examples"), *fingerprint, tree.text("training@settings")};
   }
   return loaded;
 }
