@@ -199,19 +199,20 @@ def spearman(a, b):
 
 
 def draw_class_removal(ax, cols, protocol="published"):
-    """The published class-removal scatter: estimated NLL of the removed class's training
-    examples (x) against the test NLL after retraining without the class (y), one point per
-    class, marker area growing with the test-accuracy drop."""
-    x = cols["estimated_nll"]
-    y = cols[f"{protocol}_test_nll"]
+    """The published class-removal scatter (Nickl et al. 2023; axes as its plotting code has them):
+    the test NLL after retraining without the class (x) against the estimated NLL of the
+    removed class's training examples (y), one point per class, marker area growing with the
+    test-accuracy drop."""
+    x = cols[f"{protocol}_test_nll"]
+    y = cols["estimated_nll"]
     drop = 100 * cols[f"{protocol}_accuracy_drop"]
     size = 20 + 60 * np.clip(drop - drop.min(), 0, None) / max(np.ptp(drop), 1e-9)
     ax.scatter(x, y, s=size, alpha=0.7, edgecolors="k", linewidths=0.5)
     names = cols.get("name", [str(int(c)) for c in cols["class"]])
     for xi, yi, name in zip(x, y, names):
         ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    ax.set_xlabel("estimated NLL of the removed class (no retraining)")
-    ax.set_ylabel(f"test NLL after retraining ({protocol})")
+    ax.set_xlabel(f"test NLL after retraining without the class ({protocol})")
+    ax.set_ylabel("estimated NLL of the removed class (no retraining)")
     ax.set_title(f"class removal: Spearman {spearman(x, y):.2f}, "
                  f"Pearson {np.corrcoef(x, y)[0, 1]:.2f}\n"
                  f"(marker size: accuracy drop, {drop.min():.1f} to {drop.max():.1f} points)",
