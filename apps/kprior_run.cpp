@@ -358,7 +358,9 @@ int main(int argc, char** argv) {
                "variance and MPE score when there is a posterior) and mark the remembered ones:\n"
                "example_scores.h5 (example_scores-seed<S>.h5 with --seeds > 1)");
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
-  cli.add_option("--threads", threads, "LibTorch threads (0 = all cores; at most the cores)")->capture_default_str();
+  cli.add_option("--threads", threads, "LibTorch threads (0 = all cores; at most the cores)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
   std::string precision_name = "fp32", memory_format_name = "auto";
   cli.add_option("--precision", precision_name,
                  "fp32, or bf16: each training step's forward passes (batch and memory) under\n"

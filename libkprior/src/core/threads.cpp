@@ -17,7 +17,7 @@ int hardware_threads() {
 
 int set_threads(int threads) {
   if (threads < 0) {
-    throw UsageError("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+    throw UsageError("the thread count must be >= 0 (0 = all cores; the apps' --threads), got " + std::to_string(threads));
   }
   // More threads than hardware threads only adds contention (and thousands would take
   // minutes to start): capped.

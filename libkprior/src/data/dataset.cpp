@@ -59,7 +59,7 @@ std::string find_idx_file(const std::string& dir, const std::string& stem) {
     if (fs::exists(p)) return p.string();
   }
   throw FileError((std::filesystem::path(dir) / stem).string(),
-                  "not found (nor with .gz); run data/prepare.sh or pass --data-dir");
+                  "not found (nor with .gz); run data/prepare.sh, or give the folder that holds it (the apps' --data-dir)");
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ namespace kprior::regularize {
 bool needs_memory(const std::vector<std::unique_ptr<Regularizer>>& regs, int64_t memory_per_task) {
   for (const auto& r : regs) {
     if (!r->needs_memory()) continue;
-    if (memory_per_task == 0) throw UsageError("method " + r->name() + " needs a memory: --memory-per-task must be > 0");
+    if (memory_per_task == 0) throw UsageError("method " + r->name() + " needs a memory: memory_per_task must be > 0 (kprior-run --memory-per-task)");
     return true;
   }
   return false;

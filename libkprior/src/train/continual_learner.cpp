@@ -255,7 +255,7 @@ void check_memory_fits(int64_t per_task, const data::Task& task) {
                    " (classes " + task.name + ")" +
                    (task.train_stream ? " held in memory for its boundary (a streamed task keeps a sample per class)"
                                       : "") +
-                   "; use a smaller --memory-per-task");
+                   "; use a smaller memory per task (kprior-run --memory-per-task)");
 }
 
 void ContinualLearner::seed_module_randomness(int64_t task_id) const {
