@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
   double lr = 0, tau = 0, clip = -1, ewc_lambda = 1.0, kprior_delta = 0.1, replay_weight = 1.0;
   uint64_t seed = 0;
   int threads = 0;
-  std::string fisher = "ggn";
+  std::string fisher = "ggn", ewc_mode = "online";
   cli.add_option("--tasks", tasks,
                  "task sequence: split-mnist, permuted-mnist, split-fashion, split-cifar\n"
                  "(CIFAR-10 then 5x10 CIFAR-100 classes), split-cifar100, split-tinyimagenet,\n"
@@ -300,8 +300,8 @@ int main(int argc, char** argv) {
                  "MNIST family, cifarnet for split-cifar and split-cifar100, resnet18 for\n"
                  "split-tinyimagenet and split-imagenet)");
   cli.add_option("--method", method,
-                 "finetune, ewc (online: one Fisher summed over tasks, anchored at the\n"
-                 "last weights), fromp, replay, kprior, ewc+fr+replay (its replay memory M2\n"
+                 "finetune, ewc (online by default: one Fisher summed over tasks, anchored at\n"
+                 "the last weights; --ewc-mode), fromp, replay, kprior, ewc+fr+replay (its replay memory M2\n"
                  "is a second, random memory of --memory-per-task), ivon-prior (needs\n"
                  "--optimizer ivon), a comma-separated combination (e.g. ewc,fromp,replay),\n"
                  "or joint (all tasks at once: the upper bound)")->capture_default_str();
@@ -337,6 +337,12 @@ int main(int argc, char** argv) {
   cli.add_option("--ivon-wd", ivon_wd, "IVON's weight decay δ (prior precision per example)")->capture_default_str();
   cli.add_option("--fisher", fisher, "EWC Fisher: ggn, empirical, true")->capture_default_str();
   cli.add_option("--ewc-lambda", ewc_lambda, "EWC λ (1 = Laplace weighting)")->capture_default_str();
+  auto* o_ewc_mode = cli.add_option("--ewc-mode", ewc_mode,
+                 "online (one Fisher summed over the tasks, anchored at the latest weights;\n"
+                 "Schwarz et al. 2018) or offline (one Fisher and anchor per past task, the\n"
+                 "original EWC of Kirkpatrick et al. 2017)")
+      ->check(CLI::IsMember({"online", "offline"}))
+      ->capture_default_str();
   cli.add_option("--kprior-delta", kprior_delta, "δ of the weight term of K-prior and of ewc+fr+replay")->capture_default_str();
   cli.add_option("--replay-weight", replay_weight, "weight of the replay loss")->capture_default_str();
   cli.add_option("--seed", seed, "first seed (initialisation, shuffling, noise)")
@@ -438,7 +444,7 @@ int main(int argc, char** argv) {
                            : fisher == "empirical" ? linearize::Curvature::EmpiricalFisher
                            : fisher == "true"      ? linearize::Curvature::TrueFisher
                                                    : throw UsageError("--fisher must be ggn, empirical or true");
-    ms.ewc.lambda(ewc_lambda).fisher(curvature);
+    ms.ewc.lambda(ewc_lambda).fisher(curvature).online(ewc_mode == "online");
     ms.kprior.delta(kprior_delta);
     ms.combined.delta(kprior_delta).fisher(curvature).weight_lambda(ewc_lambda);  // its weight term is EWC's
     ms.replay.weight(replay_weight);
@@ -523,6 +529,10 @@ int main(int argc, char** argv) {
     } else if (given(o_memory)) {
       fmt::print("note: --memory-per-task has no effect: method {} keeps no memory\n", method);
     }
+    if (given(o_ewc_mode) && ("," + method + ",").find(",ewc,") == std::string::npos) {
+      fmt::print("note: --ewc-mode has no effect: it chooses how the ewc method keeps its Fisher terms, and "
+                 "method {} has no ewc term\n", method);
+    }
     if (memory_format_choice == nn::MemoryFormat::ChannelsLast && !nn::has_conv_weights(*probe)) {
       fmt::print("note: --memory-format channels-last has no effect on a model without convolutions\n");
     }
@@ -547,7 +557,7 @@ int main(int argc, char** argv) {
                          {"memory_per_task", options.memory_per_task()}, {"select", select},
                          {"tau", ms.fromp.tau()}, {"jitter", ms.fromp.jitter()},
                          {"grad_clip", options.grad_clip()}, {"prior_precision", options.laplace_prior()},
-                         {"fisher", fisher}, {"ewc_lambda", ewc_lambda}, {"kprior_delta", kprior_delta},
+                         {"fisher", fisher}, {"ewc_lambda", ewc_lambda}, {"ewc_mode", ewc_mode}, {"kprior_delta", kprior_delta},
                          {"replay_weight", replay_weight}, {"hess_init", options.hess_init()}, {"ivon_weight_decay", ivon_wd}, {"ivon_beta2", ivon_beta2},
                          {"seed", seed}, {"seeds", seeds},
                          {"device", device_name}, {"precision", nn::to_string(precision)},

@@ -33,6 +33,7 @@ expect 2 "memory selection must be lambda, mpe or random" -- "$bin" --select bes
 expect 2 "learning-rate schedule must be constant or cosine" -- "$bin" --lr-schedule step --data-dir "$data"
 expect 1 "cifar-10-batches-bin: not found" -- "$bin" --tasks split-cifar --data-dir "$data"
 expect 2 "needs a memory" -- "$bin" --memory-per-task 0 --data-dir "$data"
+expect 2 "--ewc-mode: sometimes not in {online,offline}" -- "$bin" --ewc-mode sometimes --data-dir "$data"
 expect 2 "--threads: Value -1 not in range 0 to 4096" -- "$bin" --threads -1 --data-dir "$data"
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
 rm -rf "$scratch/run"

@@ -77,6 +77,16 @@ PY
   fisher=$("$python" -c 'import json, sys, h5py; print(json.loads(h5py.File(sys.argv[1], "r")["config"].attrs["json"])["fisher"])' \
     "$scratch/old-combined/checkpoint.h5")
   [ "$fisher" = "ggn" ] || { echo "FAIL: an old ewc+fr+replay run resumed with fisher $fisher, not ggn"; fail=1; }
+  # Offline EWC keeps one Fisher and anchor per learned task, across a resume too (online: one).
+  expect 0 "stopped after task 2" -- "$run" --data-dir "$data" --epochs 1 --threads 1 --method ewc \
+    --ewc-mode offline --out "$scratch/offline" --stop-after-task 2
+  expect 0 "resuming after task 2" -- "$run" --resume "$scratch/offline" --stop-after-task 3 --threads 1
+  terms=$("$python" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["regularizers/0_ewc"].attrs["terms"])' \
+    "$scratch/offline/checkpoint.h5")
+  [ "$terms" = "3" ] || { echo "FAIL: offline EWC after 3 tasks keeps $terms Fisher terms, not 3"; fail=1; }
+  terms=$("$python" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["regularizers/1_ewc"].attrs["terms"])' \
+    "$scratch/parts/checkpoint.h5")  # fromp,ewc: ewc is the second regularizer
+  [ "$terms" = "1" ] || { echo "FAIL: online EWC keeps $terms Fisher terms, not 1"; fail=1; }
 else
   echo "note: no Python with h5py; the resume-of-an-old-checkpoint check is skipped"
 fi

@@ -13,7 +13,9 @@
 #include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/metrics/calibration.h"
+#include "kprior/nn/cifarnet.h"
 #include "kprior/nn/mlp.h"
+#include "kprior/nn/resnet.h"
 #include "kprior/regularize/ewc.h"
 #include "kprior/regularize/factory.h"
 #include "kprior/regularize/ivon_prior.h"
@@ -120,6 +122,58 @@ TEST_CASE("K-prior gradient equals the full-batch gradient of the past data for 
                     0.5 * delta * (params[0].square().sum() + params[1].square().sum());
   const auto g_full = grads_of(full, *model);
   CHECK(max_rel_diff(g_kprior, g_full) < 1e-10);
+}
+
+TEST_CASE("memory terms see the deterministic network: no dropout, BatchNorm statistics untouched",
+          "[regularize]") {
+  torch::manual_seed(24);
+  const auto x = torch::rand({6, 3, 32, 32});
+  const auto y = torch::tensor({0, 1, 0, 1, 1, 0});
+  const data::Task task{0, "0/1", {x, y}, {x, y}, {0, 1}};
+  const std::vector<torch::Tensor> none;
+  auto memory_of = [&](nn::TapedModule& model) {
+    memory::TaskMemory m;
+    m.task = 0;
+    m.classes = {0, 1};
+    m.inputs = x;
+    m.labels = y;
+    m.old_probs = linearize::head_probabilities(model, x, m.classes);  // the boundary's, in eval mode
+    return std::vector<memory::TaskMemory>{m};
+  };
+
+  SECTION("K-prior with CifarNet's dropout: the gradient at w* is zero while training") {
+    nn::CifarNet model(4);
+    const auto memories = memory_of(*model);
+    regularize::KPrior kp(regularize::KPriorOptions().delta(0.5));
+    kp.end_task({*model, task, memories, none, none});
+    model->train();  // dropout on, as during the next task's steps
+    // ∇K(w*) = Σ J(σ(f_w*) − σ(f_w*)) + δ(w* − w*) = 0 exactly for the deterministic f_w
+    // (METHODS.md §4); with dropout's noise in f_w it would be of the order of the gradients.
+    for (const auto& g : grads_of(kp.penalty(*model, 1), *model)) CHECK(g.abs().max().item<double>() < 1e-6);
+    CHECK(model->is_training());
+    // Replay's loss is the same number at every call, as dropout would not allow.
+    regularize::Replay replay;
+    replay.end_task({*model, task, memories, none, none});
+    CHECK(replay.penalty(*model, 1).item<double>() == replay.penalty(*model, 1).item<double>());
+  }
+  SECTION("replay and ewc+fr+replay with ResNet-18: BatchNorm's running statistics do not move") {
+    nn::ResNet18 model(nn::ResNetStem::Cifar, 4);
+    model->eval();  // as the learner's task boundary
+    const auto memories = memory_of(*model);
+    std::vector<torch::Tensor> before;
+    for (const auto& b : model->buffers()) before.push_back(b.clone());
+    regularize::Replay replay;
+    replay.end_task({*model, task, memories, none, none});
+    regularize::Combined combined;
+    combined.end_task({*model, task, memories, none, none});
+    model->train();
+    const auto values = replay.penalty(*model, 1) + combined.penalty(*model, 1);
+    CHECK(std::isfinite(values.item<double>()));
+    const auto after = model->buffers();
+    REQUIRE(after.size() == before.size());
+    for (size_t i = 0; i < after.size(); ++i) CHECK(torch::equal(after[i], before[i]));
+    CHECK(model->is_training());
+  }
 }
 
 TEST_CASE("FROMP: a singular memory kernel is a clear error, not a LibTorch one", "[regularize]") {

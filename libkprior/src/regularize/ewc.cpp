@@ -34,13 +34,7 @@ torch::Tensor EWC::penalty(nn::TapedModule& model, int64_t task_size) {
 }
 
 void EWC::end_task(const Boundary& b) {
-  std::vector<torch::Tensor> f;
-  if (options_.ivon_precision()) {
-    if (b.ivon_precision.empty()) throw UsageError("EWC with IVON precision needs IVON as the optimizer");
-    for (const auto& p : b.ivon_precision) f.push_back(p.detach().clone());
-  } else {
-    f = task_curvature(b.model, b.task, options_.fisher());
-  }
+  auto f = task_curvature(b.model, b.task, options_.fisher());
   if (options_.online() && !fishers_.empty()) {
     for (size_t i = 0; i < f.size(); ++i) fishers_[0][i] += f[i];
     anchors_[0] = snapshot(b.model);

@@ -16,6 +16,12 @@ bool needs_memory(const std::vector<std::unique_ptr<Regularizer>>& regs, int64_t
 }
 
 torch::Tensor memory_head_logits(nn::TapedModule& model, const memory::TaskMemory& m) {
+  // The memory terms are functions of the deterministic network f_w (METHODS.md §4: K-prior's
+  // Σ ℓ(σ(f_{w*}), f_w) is minimised at w = w* only if f_w is the f that gave the soft targets,
+  // which the boundary computes in eval mode). In train mode dropout would add noise to every
+  // memory term, and BatchNorm would normalise each task's memory by its own statistics and
+  // fold them into the running statistics once per past task and step.
+  nn::EvalModeGuard eval(model);
   return model.forward(m.inputs).index_select(1, data::head_columns(m.classes, m.inputs.device()));
 }
 

@@ -15,8 +15,9 @@ struct EWCOptions {
   /// Online EWC (Schwarz et al., ICML 2018): one accumulated F, anchored at the latest w*.
   /// Offline: one (F_s, w*_s) per past task.
   TORCH_ARG(bool, online) = true;
-  /// Use IVON's precision ess·(h + δ) instead of a Fisher (needs IVON as the optimizer).
-  TORCH_ARG(bool, ivon_precision) = false;
+  // With IVON the previous posterior's precision ess·(h + δ) already holds every past task's
+  // curvature (IVON's h estimates the penalised objective's), so summing it over tasks as EWC
+  // sums Fishers would count the past twice: that form is IVONPrior (ivon_prior.h).
 };
 
 class EWC : public Regularizer {

@@ -53,7 +53,9 @@ class Regularizer {
 /// that does when `memory_per_task` is 0.
 bool needs_memory(const std::vector<std::unique_ptr<Regularizer>>& regs, int64_t memory_per_task);
 
-/// The logits of `m`'s head for its remembered inputs.
+/// The logits of `m`'s head for its remembered inputs, from the network in eval mode (no
+/// dropout; BatchNorm on its running statistics, which this pass does not update) whatever
+/// mode the model is in: every memory term sees the f_w its soft targets were computed with.
 torch::Tensor memory_head_logits(nn::TapedModule& model, const memory::TaskMemory& m);
 
 /// Σ_j w_j (θ_j − anchor_j)² over the model's parameters.
