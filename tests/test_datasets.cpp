@@ -14,6 +14,8 @@
 #include <numeric>
 #include <set>
 
+#include <jpeglib.h>  // after <cstdio>: writes the grey and CMYK files write_jpeg does not
+
 #include "catch.h"
 #include "dataset_fixtures.h"
 #include "kprior/core/error.h"
@@ -332,6 +334,66 @@ TEST_CASE("JPEG: flat gray exact, flat colour and smooth images close, DCT downs
   const auto half = decode_jpeg(tmp.file("smooth.jpg"), 11);
   CHECK(half.height == 20);
   CHECK(decode_jpeg(tmp.file("smooth.jpg"), 41).height == 40);
+}
+
+namespace {
+
+// A flat JPEG of `values` (one per component) in colour space `stored`, written with libjpeg
+// directly: a grey file (1 component) or Adobe CMYK/YCCK (4 components, libjpeg writes the
+// Adobe marker, and stores the values as given, the inverted convention of Adobe's files).
+void write_flat_jpeg(const std::string& path, int width, int height, const std::vector<uint8_t>& values,
+                     J_COLOR_SPACE in, J_COLOR_SPACE stored) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr err;
+  cinfo.err = jpeg_std_error(&err);
+  jpeg_create_compress(&cinfo);
+  jpeg_stdio_dest(&cinfo, f);
+  cinfo.image_width = static_cast<JDIMENSION>(width);
+  cinfo.image_height = static_cast<JDIMENSION>(height);
+  cinfo.input_components = static_cast<int>(values.size());
+  cinfo.in_color_space = in;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_colorspace(&cinfo, stored);
+  jpeg_set_quality(&cinfo, 100, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  std::vector<uint8_t> row;
+  for (int x = 0; x < width; ++x) row.insert(row.end(), values.begin(), values.end());
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&cinfo, rows, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::fclose(f);
+}
+
+}  // namespace
+
+TEST_CASE("JPEG: grey files replicate their level; Adobe CMYK and YCCK convert as Pillow does", "[datasets]") {
+  TempDir tmp;
+  write_flat_jpeg(tmp.file("grey.jpg"), 24, 16, {91}, JCS_GRAYSCALE, JCS_GRAYSCALE);
+  const auto grey = decode_jpeg(tmp.file("grey.jpg"));
+  REQUIRE(grey.height == 16);
+  REQUIRE(grey.width == 24);
+  REQUIRE(grey.pixels.size() == 16u * 24u * 3u);
+  for (uint8_t v : grey.pixels) CHECK(v == 91);  // a flat level survives the DCT exactly
+  CHECK(decode_jpeg(tmp.file("grey.jpg"), 8).width == 12);  // DCT scaling on a grey file too
+
+  // Stored (inverted) C, M, Y, K = 200, 100, 50, 200: Pillow's CMYK → RGB is
+  // (255 − c)(255 − k)/255 on the ink values c = 255 − C, k = 255 − K, i.e. C·K/255:
+  // R = 156.9, G = 78.4, B = 39.2.
+  const double expected[3] = {200.0 * 200 / 255, 100.0 * 200 / 255, 50.0 * 200 / 255};
+  for (J_COLOR_SPACE stored : {JCS_CMYK, JCS_YCCK}) {
+    CAPTURE(static_cast<int>(stored));
+    write_flat_jpeg(tmp.file("cmyk.jpg"), 16, 16, {200, 100, 50, 200}, JCS_CMYK, stored);
+    const auto rgb = decode_jpeg(tmp.file("cmyk.jpg"));
+    REQUIRE(rgb.pixels.size() == 16u * 16u * 3u);
+    for (int64_t y : {0, 8, 15}) {
+      for (int c = 0; c < 3; ++c) CHECK(std::abs(rgb.at(y, 5, c) - expected[c]) <= 2.5);
+    }
+  }
 }
 
 TEST_CASE("JPEG trees: a PNG named .JPEG decodes as PNG (grey replicated, alpha dropped)", "[datasets]") {

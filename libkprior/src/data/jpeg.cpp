@@ -55,8 +55,11 @@ bool decode(const std::vector<uint8_t>& bytes, int64_t min_side, RgbImage& out, 
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, const_cast<unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  // Grey files (TinyImageNet and ImageNet hold some) decode as grey and are replicated below:
+  // gray → RGB conversion is libjpeg-turbo's, not every libjpeg's. CMYK and YCCK files (a few
+  // in ImageNet) decode to CMYK, which no libjpeg converts to RGB.
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   if (min_side > 0) {
     const auto shorter = std::min<int64_t>(cinfo.image_width, cinfo.image_height);
     for (unsigned denom : {8u, 4u, 2u}) {
@@ -83,7 +86,8 @@ bool decode(const std::vector<uint8_t>& bytes, int64_t min_side, RgbImage& out, 
     if (comps == 3) {
       std::copy(row.begin(), row.end(), dst);
     } else if (comps == 4) {
-      // Adobe CMYK is stored inverted (255 = no ink): R = C·K/255 on the stored values.
+      // Adobe CMYK is stored inverted (255 = no ink): R = C·K/255 on the stored values, which
+      // is Pillow's CMYK → RGB, (255 − c)(255 − k)/255 on the ink values (torchvision's loader).
       for (int64_t x = 0; x < w; ++x) {
         const int k = row[static_cast<size_t>(4 * x + 3)];
         for (int c = 0; c < 3; ++c) dst[3 * x + c] = static_cast<uint8_t>(row[static_cast<size_t>(4 * x + c)] * k / 255);
