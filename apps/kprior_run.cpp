@@ -119,8 +119,11 @@ std::string checkpoint_path(const std::string& dir, int64_t seeds, uint64_t seed
 }
 
 // Options a resumed run may change; everything else comes from its checkpoint.
+// --jitter repairs a run whose next boundary found a singular FROMP kernel: the tasks learned
+// keep the kernels they have, and the boundaries from now on use the new ε.
 bool overridable(const std::string& name) {
-  return name == "--threads" || name == "--data-dir" || name == "--stop-after-task" || name == "--resume";
+  return name == "--threads" || name == "--data-dir" || name == "--stop-after-task" || name == "--resume" ||
+         name == "--jitter";
 }
 
 // The options given on the command line, as a JSON array of [name, values...] (for resuming;
@@ -239,7 +242,7 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
     if (!overridable(name)) {
       if (args[i].rfind("--", 0) == 0) {
         throw kprior::UsageError("--resume takes the run's options from its checkpoint; " + name +
-                                 " cannot be changed (only --threads, --data-dir, --stop-after-task)");
+                                 " cannot be changed (only --threads, --data-dir, --stop-after-task, --jitter)");
       }
       continue;
     }
@@ -323,6 +326,14 @@ int main(int argc, char** argv) {
   double jitter = 0, prior_precision = 0;
   auto* o_prior = cli.add_option("--prior-precision", prior_precision,
                                  "δ of the Laplace posterior used for FROMP's kernels with adam/sgd\n(default: published)");
+  int64_t boundary_sample = kprior::data::kBoundarySamplePerClass;
+  auto* o_boundary_sample =
+      cli.add_option("--boundary-sample", boundary_sample,
+                     "JPEG trees (split-tinyimagenet, split-imagenet): training images per class decoded\n"
+                     "into memory for each task boundary (memory selection, Fisher, soft targets), a\n"
+                     "fixed random draw; the memory per task is chosen from them (0 = all)")
+          ->check(CLI::Range(0, 1000000))
+          ->capture_default_str();
   auto* o_jitter = cli.add_option("--jitter", jitter, "FROMP kernel jitter ε (default: published for adam, 1e-2 for ivon)");
   auto* o_clip = cli.add_option("--clip", clip,
                                 "global gradient-norm clip, 0 = none (default: FROMP's published clip with\n"
@@ -364,7 +375,8 @@ int main(int argc, char** argv) {
                "variance and MPE score when there is a posterior) and mark the remembered ones:\n"
                "example_scores.h5 (example_scores-seed<S>.h5 with --seeds > 1)");
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
-  cli.add_option("--threads", threads, "LibTorch threads (0 = all cores; at most the cores)")
+  cli.add_option("--threads", threads, "LibTorch threads, and the JPEG trees' decoding threads (0 = all cores;\n"
+                 "at most the cores)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   std::string precision_name = "fp32", memory_format_name = "auto";
@@ -491,7 +503,14 @@ int main(int argc, char** argv) {
     if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error
     reuse_large_allocations();  // large per-batch tensors: no page-fault churn
     const int n_threads = set_threads(threads);
-    auto seq = data::make_benchmark(tasks, data_dir, seed);
+    data::BenchmarkOptions data_options;
+    data_options.seed = seed;
+    data_options.threads = n_threads;
+    if (given(o_boundary_sample)) data_options.boundary_sample_per_class = boundary_sample;
+    auto seq = data::make_benchmark(tasks, data_dir, data_options);
+    if (given(o_boundary_sample) && !seq.tasks.front().train_stream) {
+      fmt::print("note: --boundary-sample has no effect: {} holds its whole training set in memory\n", tasks);
+    }
     for (auto& t : seq.tasks) {
       t.train = t.train.to(device);
       // A streamed task's test set can be large (ImageNet's val: ~30 GB as floats): it stays
@@ -654,10 +673,23 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto [acc_mean, acc_std] = mean_std(averages);
+    // Which classes each task holds (split-imagenet's are shuffled), by name where the data
+    // names them, so that other tools need not redo the shuffle.
+    json task_list = json::array();
+    for (const auto& t : seq.tasks) {
+      json entry = {{"task", t.id + 1}, {"classes", t.classes}};
+      if (!seq.class_names.empty()) {
+        json names = json::array();
+        for (int64_t c : t.classes) names.push_back(seq.class_names[static_cast<size_t>(c)]);
+        entry["class_names"] = names;
+      }
+      task_list.push_back(entry);
+    }
     json results = {
         {"kprior_version", version()},
         {"torch_version", TORCH_VERSION},
         {"config", config},
+        {"tasks", task_list},
         {"average_accuracy_mean", acc_mean},
         {"average_accuracy_std", acc_std},
         {"nll_mean", mean_std(nlls).first},

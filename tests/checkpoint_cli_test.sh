@@ -80,7 +80,11 @@ PY
   # Offline EWC keeps one Fisher and anchor per learned task, across a resume too (online: one).
   expect 0 "stopped after task 2" -- "$run" --data-dir "$data" --epochs 1 --threads 1 --method ewc \
     --ewc-mode offline --out "$scratch/offline" --stop-after-task 2
-  expect 0 "resuming after task 2" -- "$run" --resume "$scratch/offline" --stop-after-task 3 --threads 1
+  # --jitter may be given again (to repair a singular FROMP kernel): the run continues with it.
+  expect 0 "resuming after task 2" -- "$run" --resume "$scratch/offline" --stop-after-task 3 --threads 1 --jitter 0.003
+  jitter=$("$python" -c 'import json, sys, h5py; print(json.loads(h5py.File(sys.argv[1], "r")["config"].attrs["json"])["jitter"])' \
+    "$scratch/offline/checkpoint.h5")
+  [ "$jitter" = "0.003" ] || { echo "FAIL: the resumed run did not take the new --jitter: $jitter"; fail=1; }
   terms=$("$python" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["regularizers/0_ewc"].attrs["terms"])' \
     "$scratch/offline/checkpoint.h5")
   [ "$terms" = "3" ] || { echo "FAIL: offline EWC after 3 tasks keeps $terms Fisher terms, not 3"; fail=1; }

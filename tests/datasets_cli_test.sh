@@ -30,6 +30,9 @@ grep -q '"epochs": 1' "$scratch/cifar/results.json" || { echo "FAIL: results.jso
 expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bin" --tasks split-tinyimagenet $common \
   --model mlp --hidden 16 --method replay --memory-per-task 2 --out "$scratch/tiny"
 [ -s "$scratch/tiny/results.json" ] || { echo "FAIL: split-tinyimagenet: results.json not written"; fail=1; }
+# Each task's classes, by their folders' names (the first task: the first two wnids).
+tr -d ' \n' < "$scratch/tiny/results.json" | grep -q '"class_names":\["n00000000","n00000001"\],"classes":\[0,1\],"task":1' ||
+  { echo "FAIL: results.json does not list task 1's classes by name"; fail=1; }
 # split-imagenet: an ImageFolder tree, classes in the documented shuffled order, training
 # streamed at 224x224 (random-resized crops of the upscaled 16x16 files), val centre crops.
 expect 0 "split-imagenet (10 tasks), method replay.*MLP 150528,8,20" -- "$bin" --tasks split-imagenet $common \

@@ -285,6 +285,15 @@ TEST_CASE("HDF5 array file: bad files are FileErrors naming the file and the arr
     });
     expected = "class id 2 is not below attribute num_classes = 2";
   }
+  SECTION("a NaN among the inputs") {
+    auto with_nan = x;
+    with_nan[3] = std::nanf("");
+    write([&](H5::H5File& f) {
+      write_h5_array(f, "inputs", f32, {3, 2}, with_nan, nf);
+      write_h5_array(f, "targets", i64, {3}, std::vector<int64_t>{0, 1, 1}, ni);
+    });
+    expected = "array 'inputs' has non-finite values (NaN or infinity) in 1 examples, the first at index 1";
+  }
   SECTION("not HDF5") {
     std::ofstream(path) << "inputs,targets\n1,0\n";
     expected = "not an HDF5 file";
@@ -784,6 +793,31 @@ TEST_CASE("split-tinyimagenet and split-imagenet from JPEG trees", "[datasets]")
   TempDir odd;
   kprior::testing::write_jpeg_tree((odd.path() / "imagenet").string(), 7, 1, 1, false);
   CHECK_THAT(file_error([&] { make_benchmark("split-imagenet", odd.path().string(), 0); }), Contains("cannot form 10 tasks"));
+  TempDir ten;  // 10 tasks of one class: nothing to learn, 100% by construction
+  kprior::testing::write_jpeg_tree((ten.path() / "imagenet").string(), 10, 1, 1, false);
+  CHECK_THAT(file_error([&] { make_benchmark("split-imagenet", ten.path().string(), 0); }),
+             Contains("10 class folders cannot form 10 tasks of equal size with at least 2 classes each"));
+}
+
+TEST_CASE("JPEG trees: the boundary sample holds the chosen number of images per class", "[datasets]") {
+  TempDir tmp;
+  kprior::testing::write_jpeg_tree((tmp.path() / "tiny-imagenet-200").string(), 20, 5, 1, true);
+  BenchmarkOptions options;
+  auto per_class = [&](int64_t sample) {
+    options.boundary_sample_per_class = sample;
+    const auto seq = make_benchmark("split-tinyimagenet", tmp.path().string(), options);
+    std::vector<int64_t> counts;
+    for (const auto& t : seq.tasks) {
+      CHECK(t.train_size() == 10);  // the stream trains on every image, whatever the sample
+      for (int64_t c : t.classes) counts.push_back((t.train.targets == c).sum().item<int64_t>());
+    }
+    return counts;
+  };
+  CHECK(per_class(2) == std::vector<int64_t>(20, 2));
+  CHECK(per_class(0) == std::vector<int64_t>(20, 5));  // 0 = all
+  CHECK(per_class(9) == std::vector<int64_t>(20, 5));  // a class with fewer: all of it
+  options.boundary_sample_per_class = -1;
+  CHECK_THROWS_AS(make_benchmark("split-tinyimagenet", tmp.path().string(), options), kprior::UsageError);
 }
 
 TEST_CASE("split-cifar and split-cifar100 task sequences", "[datasets]") {
@@ -897,6 +931,31 @@ TEST_CASE("split-h5: tasks of classes_per_task classes from an HDF5 array file",
   CHECK(torch::equal(seq.tasks[1].train.inputs.select(1, 0).to(torch::kLong), seq.tasks[1].train.targets));
   kprior::testing::write_h5_fixture(tmp.file("odd.h5"), 60, 3, 6, 4);
   CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("odd.h5"), 0); }), Contains("6 classes cannot form tasks of 4"));
+  kprior::testing::write_h5_fixture(tmp.file("one.h5"), 60, 3, 6, 1);
+  CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("one.h5"), 0); }),
+             Contains("attribute classes_per_task is 1: a task needs at least 2 classes"));
+  // A class id or num_classes far above the examples: refused before anything is sized by it.
+  const auto x = std::vector<float>(6, 1.0f);
+  {
+    H5::H5File f(tmp.file("far.h5"), H5F_ACC_TRUNC);
+    kprior::testing::write_h5_array(f, "inputs", H5::PredType::IEEE_F32LE, {3, 2}, x, H5::PredType::NATIVE_FLOAT);
+    kprior::testing::write_h5_array(f, "targets", H5::PredType::STD_I64LE, {3},
+                                    std::vector<int64_t>{0, int64_t(1) << 62, 1}, H5::PredType::NATIVE_INT64);
+  }
+  CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("far.h5"), 0); }),
+             Contains("far.h5: 4611686018427387905 classes (attribute num_classes, else the largest class id + 1) "
+                      "but 2 training examples"));
+  {
+    H5::H5File f(tmp.file("many.h5"), H5F_ACC_TRUNC);
+    kprior::testing::write_h5_array(f, "inputs", H5::PredType::IEEE_F32LE, {3, 2}, x, H5::PredType::NATIVE_FLOAT);
+    kprior::testing::write_h5_array(f, "targets", H5::PredType::STD_I64LE, {3}, std::vector<int64_t>{0, 1, 1},
+                                    H5::PredType::NATIVE_INT64);
+    const int64_t many = int64_t(1) << 40;
+    f.openGroup("/").createAttribute("num_classes", H5::PredType::STD_I64LE, H5::DataSpace(H5S_SCALAR))
+        .write(H5::PredType::NATIVE_INT64, &many);
+  }
+  CHECK_THAT(file_error([&] { make_benchmark("split-h5", tmp.file("many.h5"), 0); }),
+             Contains("many.h5: 1099511627776 classes"));
   // Test arrays without class 4: task 2's accuracy would silently leave it out.
   kprior::testing::write_h5_fixture(tmp.file("gap.h5"), 60, 3, 6, 3);
   {

@@ -60,6 +60,13 @@ Dataset read_pair(const H5::H5File& f, const std::string& path, const std::strin
   }
   if (d.size() == 0) throw FileError(path, "array '" + x + "' is empty");
   if (d.targets.min().item<int64_t>() < 0) throw FileError(path, "array '" + y + "' has a negative class id");
+  // A NaN or infinity would surface an epoch later as a diverged loss, blamed on the learning rate.
+  const auto finite = torch::isfinite(d.inputs).flatten(1).all(1);
+  if (!finite.all().item<bool>()) {
+    throw FileError(path, "array '" + x + "' has non-finite values (NaN or infinity) in " +
+                              std::to_string((~finite).sum().item<int64_t>()) + " examples, the first at index " +
+                              std::to_string((~finite).nonzero()[0][0].item<int64_t>()));
+  }
   return d;
 }
 

@@ -84,15 +84,24 @@ void require_every_class(const Dataset& d, int64_t num_classes, const std::strin
                       path, split);
 }
 
-// The first `per_class` images of each class, in the list's order.
-ImageList first_per_class(const ImageList& list, int64_t per_class) {
-  std::map<int64_t, int64_t> count;
+// A seeded random `per_class` images of each class (all of a class with fewer; all when
+// per_class is 0), kept in the list's order. The seed is fixed: every run and every --seed
+// sees the same boundary sample, as it sees the same val set.
+ImageList sample_per_class(const ImageList& list, int64_t per_class) {
+  if (per_class == 0) return list;
+  std::map<int64_t, std::vector<size_t>> by_class;
+  for (size_t i = 0; i < list.files.size(); ++i) by_class[list.labels[i]].push_back(i);
+  std::vector<bool> keep(list.files.size(), false);
+  for (const auto& [c, items] : by_class) {
+    const auto n = static_cast<int64_t>(items.size());
+    const auto order = random_permutation(n, mix_seed(0x5A3B1E, static_cast<uint64_t>(c)));
+    for (int64_t k = 0; k < std::min(n, per_class); ++k) keep[items[static_cast<size_t>(order[static_cast<size_t>(k)])]] = true;
+  }
   ImageList out{list.classes, {}, {}};
   for (size_t i = 0; i < list.files.size(); ++i) {
-    if (count[list.labels[i]]++ < per_class) {
-      out.files.push_back(list.files[i]);
-      out.labels.push_back(list.labels[i]);
-    }
+    if (!keep[i]) continue;
+    out.files.push_back(list.files[i]);
+    out.labels.push_back(list.labels[i]);
   }
   return out;
 }
@@ -100,16 +109,18 @@ ImageList first_per_class(const ImageList& list, int64_t per_class) {
 // A JPEG tree as 10 tasks of C/10 classes (the class order permuted with `order_seed` unless
 // it is 0). Training batches are streamed from the files with the training pipeline
 // (random-resized-crop, flip); in memory, at the test pipeline's resolution: the val set and
-// a boundary sample of kBoundarySamplePerClass training images per class.
+// a boundary sample of options.boundary_sample_per_class training images per class, decoded
+// task by task (so that no second copy of them is ever made).
 TaskSequence image_tree_sequence(const std::string& name, const std::string& root, int64_t size,
-                                 double resize_ratio, uint64_t order_seed) {
+                                 double resize_ratio, uint64_t order_seed, const BenchmarkOptions& options) {
   const ImageTree tree = scan_image_tree(root);
   const auto classes = static_cast<int64_t>(tree.train.classes.size());
-  if (classes % 10 != 0) {
-    throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size");
+  if (classes % 10 != 0 || classes < 20) {
+    throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size" +
+                                         (classes % 10 == 0 ? " with at least 2 classes each" : ""));
   }
   require_every_class(tree.val.labels, classes, root + "/val", "val", tree.train.classes);
-  const ImageList sample = first_per_class(tree.train, kBoundarySamplePerClass);
+  const ImageList sample = sample_per_class(tree.train, options.boundary_sample_per_class);
   // What stays in memory as float32 tensors; refuse what cannot fit rather than swap.
   const int64_t kept = sample.size() + tree.val.size();
   const double bytes = static_cast<double>(kept) * 3.0 * static_cast<double>(size * size) * 4.0;
@@ -118,7 +129,8 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
     throw UsageError(name + ": the val set and the boundary sample (" + std::to_string(kept) + " images at " +
                      std::to_string(size) + "x" + std::to_string(size) + ") need " +
                      std::to_string(static_cast<int64_t>(bytes / 1e9)) +
-                     " GB in memory, more than 40% of this machine's memory");
+                     " GB in memory, more than 40% of this machine's memory (a smaller --boundary-sample "
+                     "holds fewer training images)");
   }
   ImageTransform test_pipeline;
   test_pipeline.size = size;
@@ -129,18 +141,20 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
   for (int64_t c = 0; c < classes; ++c) order[static_cast<size_t>(c)] = c;
   if (order_seed != 0) order = random_permutation(classes, order_seed);
   const int64_t per_task = classes / 10;
-  std::vector<std::vector<int64_t>> groups;
-  for (int64_t g = 0; g < 10; ++g) groups.emplace_back(order.begin() + g * per_task, order.begin() + (g + 1) * per_task);
-  auto seq = make_split_sequence(name, load_image_list(sample, test_pipeline), load_image_list(tree.val, test_pipeline),
-                                 groups, classes);
   ImageTransform train_pipeline = test_pipeline;
   train_pipeline.augment = true;
-  for (auto& task : seq.tasks) {
-    const ImageList files = tree.train.with_classes(task.classes);
+  const int threads = options.threads;
+  TaskSequence seq{name, {}, classes, true, tree.train.classes};
+  for (int64_t t = 0; t < 10; ++t) {
+    const std::vector<int64_t> group(order.begin() + t * per_task, order.begin() + (t + 1) * per_task);
+    Task task = make_split_task(name, t, group, load_image_list(sample.with_classes(group), test_pipeline, 0, threads),
+                                load_image_list(tree.val.with_classes(group), test_pipeline, 0, threads), classes);
+    const ImageList files = tree.train.with_classes(group);
     task.streamed_examples = files.size();
-    task.train_stream = [files, train_pipeline](int64_t batch_size, uint64_t seed) -> std::unique_ptr<BatchSource> {
-      return std::make_unique<ImageBatchLoader>(files, train_pipeline, batch_size, true, seed, 0);
+    task.train_stream = [files, train_pipeline, threads](int64_t batch_size, uint64_t seed) -> std::unique_ptr<BatchSource> {
+      return std::make_unique<ImageBatchLoader>(files, train_pipeline, batch_size, true, seed, threads);
     };
+    seq.tasks.push_back(std::move(task));
   }
   return seq;
 }
@@ -170,6 +184,17 @@ std::optional<ChannelStats> benchmark_image_stats(const std::string& name) {
 }
 
 TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, uint64_t seed) {
+  BenchmarkOptions options;
+  options.seed = seed;
+  return make_benchmark(name, data_dir, options);
+}
+
+TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, const BenchmarkOptions& options) {
+  if (options.boundary_sample_per_class < 0) {
+    throw UsageError("the boundary sample must be >= 0 images per class (0 = all), got " +
+                     std::to_string(options.boundary_sample_per_class));
+  }
+  const uint64_t seed = options.seed;
   if (name == "split-mnist" || name == "split-fashion") {
     const auto dir = resolve_dir(data_dir, name == "split-mnist" ? "mnist10k" : "fashion-mnist");
     const Dataset train = load_mnist_dir(dir, Split::Train);  // train first: errors name it
@@ -203,11 +228,11 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
   if (name == "split-tinyimagenet") {
     // 64x64 images kept at their size (the test pipeline's centre crop is the whole image).
     const auto root = find_image_root(data_dir, {"tiny-imagenet-200", "tinyimagenet"});
-    return image_tree_sequence(name, root, 64, 1.0, 0);
+    return image_tree_sequence(name, root, 64, 1.0, 0, options);
   }
   if (name == "split-imagenet") {
     const auto root = find_image_root(data_dir, {"imagenet", "ILSVRC2012"});
-    return image_tree_sequence(name, root, 224, 256.0 / 224.0, imagenet_class_order_seed());
+    return image_tree_sequence(name, root, 224, 256.0 / 224.0, imagenet_class_order_seed(), options);
   }
   if (name == "split-h5") {
     namespace fs = std::filesystem;
@@ -215,7 +240,18 @@ TaskSequence make_benchmark(const std::string& name, const std::string& data_dir
     // The test split (when the file has no test arrays) is fixed, not the run's seed, so that
     // every seed of a run is evaluated on the same examples.
     const ArrayFile a = read_array_file(path, 0.2, 0);
+    // Every class needs training examples: more classes than examples is a wrong class id or
+    // num_classes, found before anything is sized by it.
+    if (a.num_classes > a.train.size()) {
+      throw FileError(path, std::to_string(a.num_classes) + " classes (attribute num_classes, else the largest class "
+                                "id + 1) but " + std::to_string(a.train.size()) +
+                                " training examples: every class needs training examples");
+    }
     const int64_t per_task = a.classes_per_task > 0 ? a.classes_per_task : 2;
+    if (per_task < 2) {  // one class per task: nothing to learn, and 100% accuracy by construction
+      throw FileError(path, "attribute classes_per_task is " + std::to_string(per_task) +
+                                ": a task needs at least 2 classes");
+    }
     if (a.num_classes % per_task != 0) {
       throw FileError(path, std::to_string(a.num_classes) + " classes cannot form tasks of " + std::to_string(per_task) +
                                 " (attribute classes_per_task)");

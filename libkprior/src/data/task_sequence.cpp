@@ -23,36 +23,42 @@ std::vector<int64_t> TaskSequence::classes_seen(int64_t last) const {
   return {seen.begin(), seen.end()};
 }
 
+Task make_split_task(const std::string& name, int64_t id, const std::vector<int64_t>& group, Dataset train,
+                     Dataset test, int64_t num_outputs) {
+  if (group.empty()) throw UsageError("split sequence '" + name + "': group " + std::to_string(id) + " is empty");
+  std::string label;
+  for (int64_t c : group) {
+    if (c < 0 || c >= num_outputs) {
+      throw UsageError("split sequence '" + name + "': class " + std::to_string(c) + " is outside [0, " +
+                       std::to_string(num_outputs) + ")");
+    }
+    label += (label.empty() ? "" : "/") + std::to_string(c);
+  }
+  Task task{id, label, std::move(train), std::move(test), group};
+  if (task.train.size() == 0) {
+    throw UsageError("split sequence '" + name + "': no training examples of classes " + label);
+  }
+  if (task.test.size() == 0) {  // its accuracy would be NaN
+    throw UsageError("split sequence '" + name + "': no test examples of classes " + label);
+  }
+  return task;
+}
+
 TaskSequence make_split_sequence(const std::string& name, const Dataset& train,
                                  const Dataset& test,
                                  const std::vector<std::vector<int64_t>>& groups,
                                  int64_t num_outputs, bool multi_head) {
   if (groups.empty()) throw UsageError("split sequence '" + name + "': no class groups given");
   std::set<int64_t> used;
-  TaskSequence seq{name, {}, num_outputs, multi_head};
+  TaskSequence seq{name, {}, num_outputs, multi_head, {}};
   for (size_t t = 0; t < groups.size(); ++t) {
-    const auto& g = groups[t];
-    if (g.empty()) throw UsageError("split sequence '" + name + "': group " + std::to_string(t) + " is empty");
-    std::string label;
-    for (int64_t c : g) {
-      if (c < 0 || c >= num_outputs) {
-        throw UsageError("split sequence '" + name + "': class " + std::to_string(c) +
-                         " is outside [0, " + std::to_string(num_outputs) + ")");
-      }
+    for (int64_t c : groups[t]) {
       if (!used.insert(c).second) {
-        throw UsageError("split sequence '" + name + "': class " + std::to_string(c) +
-                         " appears in two groups");
+        throw UsageError("split sequence '" + name + "': class " + std::to_string(c) + " appears in two groups");
       }
-      label += (label.empty() ? "" : "/") + std::to_string(c);
     }
-    Task task{static_cast<int64_t>(t), label, train.with_classes(g), test.with_classes(g), g};
-    if (task.train.size() == 0) {
-      throw UsageError("split sequence '" + name + "': no training examples of classes " + label);
-    }
-    if (task.test.size() == 0) {  // its accuracy would be NaN
-      throw UsageError("split sequence '" + name + "': no test examples of classes " + label);
-    }
-    seq.tasks.push_back(std::move(task));
+    seq.tasks.push_back(make_split_task(name, static_cast<int64_t>(t), groups[t], train.with_classes(groups[t]),
+                                        test.with_classes(groups[t]), num_outputs));
   }
   return seq;
 }
@@ -91,7 +97,7 @@ TaskSequence make_permuted_sequence(const std::string& name, const Dataset& trai
   const int64_t features = train.inputs.numel() / std::max<int64_t>(train.size(), 1);
   std::vector<int64_t> head(static_cast<size_t>(num_outputs));
   for (int64_t c = 0; c < num_outputs; ++c) head[static_cast<size_t>(c)] = c;
-  TaskSequence seq{name, {}, num_outputs, false};
+  TaskSequence seq{name, {}, num_outputs, false, {}};
   for (int64_t t = 0; t < num_tasks; ++t) {
     Task task{t, "perm-" + std::to_string(t), train, test, head};
     if (t > 0) {

@@ -54,7 +54,7 @@ void FROMP::end_task(const Boundary& b) {
       // model cannot tell apart) make K singular; ε is what keeps it invertible.
       throw Error("FROMP: the kernel of task " + std::to_string(m.task + 1) + "'s memory is singular with jitter " +
                   fmt::format("{:g}", options_.jitter()) +
-                  " (remembered examples the model cannot tell apart); use a larger jitter (kprior-run --jitter)");
+                  " (remembered examples the model cannot tell apart); use a larger jitter (kprior-run --jitter, also with --resume)");
     }
     kinv_.push_back(inverse.detach());
   }

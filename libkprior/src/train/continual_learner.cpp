@@ -253,7 +253,8 @@ void check_memory_fits(int64_t per_task, const data::Task& task) {
   throw UsageError("a memory of " + std::to_string(per_task) + " examples per task is more than the " +
                    std::to_string(task.train.size()) + " training examples of task " + std::to_string(task.id + 1) +
                    " (classes " + task.name + ")" +
-                   (task.train_stream ? " held in memory for its boundary (a streamed task keeps a sample per class)"
+                   (task.train_stream ? " held in memory for its boundary (a streamed task keeps a sample of each class: kprior-run "
+                                         "--boundary-sample)"
                                       : "") +
                    "; use a smaller memory per task (kprior-run --memory-per-task)");
 }

@@ -36,17 +36,19 @@ std::vector<std::string> benchmark_names();
 ///                   (split with seed 0, whatever the run's seed).
 /// The two JPEG trees (image_folder.h) train from the files: each task's Task::train_stream
 /// is an ImageBatchLoader (random-resized-crop, flip, ImageNet statistics, decoded by all
-/// cores). In memory, at the test pipeline's resolution: the val set (Task::test) and the first
-/// kBoundarySamplePerClass training images of each class (Task::train, for memory selection
-/// and the other boundary work); a UsageError when these would take more than 40% of the
-/// machine's memory.
+/// cores, or BenchmarkOptions::threads). In memory, at the test pipeline's resolution: the val
+/// set (Task::test) and a seeded random BenchmarkOptions::boundary_sample_per_class training
+/// images of each class (Task::train, for memory selection and the other boundary work); a
+/// UsageError when these would take more than 40% of the machine's memory. A tree needs a
+/// multiple of 10 classes, at least 20.
 /// MNIST family: `data_dir` either holds the IDX files itself (e.g. the full MNIST) or the
 /// bundled layout (data_dir/mnist10k, data_dir/fashion-mnist). CIFAR: see find_cifar10_dir
 /// and find_cifar100_dir (data_dir/cifar-10-batches-bin, data_dir/cifar-100-binary).
 /// TinyImageNet / ImageNet: data_dir itself when it has train/, else
 /// data_dir/tiny-imagenet-200 (or tinyimagenet), data_dir/imagenet (or ILSVRC2012).
 /// Throws UsageError for an unknown name and FileError when the files are missing or invalid.
-/// Training images per class kept in memory for the task boundary of the JPEG benchmarks.
+/// Training images per class kept in memory for the task boundary of the JPEG benchmarks,
+/// by default.
 constexpr int64_t kBoundarySamplePerClass = 20;
 
 /// The seed of split-imagenet's class order: 1993 (fixed, so every run and seed sees the same
@@ -59,6 +61,17 @@ uint64_t imagenet_class_order_seed();
 /// (split-h5's arrays, an unknown name).
 std::optional<ChannelStats> benchmark_image_stats(const std::string& name);
 
+struct BenchmarkOptions {
+  uint64_t seed = 0;  // permuted-MNIST's permutations
+  /// JPEG trees: training images per class decoded into memory for the task boundary (memory
+  /// selection, curvature, soft targets), a seeded random draw that does not depend on `seed`;
+  /// 0 = all. The memory per task can be at most this times the task's classes.
+  int64_t boundary_sample_per_class = kBoundarySamplePerClass;
+  int threads = 0;  // JPEG trees: decoding threads (0 = all cores)
+};
+
+TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, const BenchmarkOptions& options);
+/// make_benchmark with the default options and `seed`.
 TaskSequence make_benchmark(const std::string& name, const std::string& data_dir, uint64_t seed);
 
 }  // namespace kprior::data

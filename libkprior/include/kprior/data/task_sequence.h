@@ -43,11 +43,20 @@ struct TaskSequence {
   std::vector<Task> tasks;
   int64_t num_outputs = 0;  // width of the model's output layer
   bool multi_head = true;   // true: each task has its own head (task-incremental training)
+  /// Per output column, the class's name where the data names it (JPEG trees: the class
+  /// folders, e.g. ImageNet's wnids); empty otherwise.
+  std::vector<std::string> class_names{};
 
   int64_t size() const { return static_cast<int64_t>(tasks.size()); }
   /// The union of the heads of tasks 0..last, sorted (class-incremental evaluation).
   std::vector<int64_t> classes_seen(int64_t last) const;
 };
+
+/// One task of a split sequence: the examples of `group` (global labels), named by its classes
+/// ("2/3"). Throws UsageError for an empty group, a class outside [0, num_outputs), or no
+/// training or test examples.
+Task make_split_task(const std::string& name, int64_t id, const std::vector<int64_t>& group, Dataset train,
+                     Dataset test, int64_t num_outputs);
 
 /// Splits a labelled train/test pair by class groups, one task per group (for example
 /// {{0,1},{2,3},{4,5},{6,7},{8,9}} for split MNIST). Groups must be non-empty, disjoint, and
