@@ -126,6 +126,12 @@ bool overridable(const std::string& name) {
          name == "--jitter";
 }
 
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const auto p = std::filesystem::absolute(path, ec);
+  return ec ? path : p.lexically_normal().string();
+}
+
 // The options given on the command line, as a JSON array of [name, values...] (for resuming;
 // --threads and --data-dir are kept but may be given again).
 std::string given_options(const CLI::App& cli) {
@@ -137,10 +143,33 @@ std::string given_options(const CLI::App& cli) {
       continue;
     }
     json entry = json::array({name});
-    for (const auto& v : o->results()) entry.push_back(v);
+    for (const auto& v : o->results()) entry.push_back(name == "--data-dir" ? absolute_path(v) : v);
     out.push_back(entry);
   }
+  // The data folder is saved absolute, given or not: a run resumed from another working
+  // directory still finds it.
+  if (cli.get_option("--data-dir")->count() == 0) {
+    out.push_back(json::array({"--data-dir", absolute_path(cli.get_option("--data-dir")->as<std::string>())}));
+  }
   return out.dump();
+}
+
+// A resumed run must see the data it was trained on: another --data-dir with the same shapes
+// would train on silently. Checkpoints from before the fingerprint was recorded are not checked.
+void require_same_data(const std::string& ckpt, const std::string& saved_config, const json& config) {
+  json saved;
+  try {
+    saved = json::parse(saved_config);
+  } catch (const json::exception&) {
+    throw kprior::FileError(ckpt, "attribute 'config@json' is not valid JSON");
+  }
+  if (!saved.is_object() || !saved.contains("data_fingerprint")) return;
+  if (saved["data_fingerprint"] != config["data_fingerprint"]) {
+    throw kprior::FileError(ckpt, "was trained on other data than --data-dir " + config["data_dir"].get<std::string>() +
+                                      " holds (" + (saved.contains("data_dir") ? "it was trained from " +
+                                                    saved["data_dir"].dump() + "; " : std::string()) +
+                                      "the tasks' classes, sizes or labels differ): resume with that data");
+  }
 }
 
 // --resume DIR: the run's options are those saved in DIR's checkpoint, plus the overridable
@@ -581,7 +610,8 @@ int main(int argc, char** argv) {
                          {"seed", seed}, {"seeds", seeds},
                          {"device", device_name}, {"precision", nn::to_string(precision)},
                          {"memory_format", nn::to_string(options.memory_format())},
-                         {"threads", n_threads}, {"data_dir", data_dir}};
+                         {"threads", n_threads}, {"data_dir", absolute_path(data_dir)},
+                         {"data_fingerprint", fmt::format("{:016x}", data::sequence_fingerprint(seq))}};
     json runs = json::array();
     std::vector<double> averages, nlls, eces;
     bool stopped = false;  // --stop-after-task applies to every seed: each trains up to it
@@ -624,7 +654,9 @@ int main(int argc, char** argv) {
       std::optional<train::SequenceResult> resumed;
       if (!resume_dir.empty() && !joint && std::filesystem::exists(ckpt)) {
         const auto tree = checkpoint::read(ckpt);
-        if (train::read_run_info(tree).seed != run_seed) throw FileError(ckpt, "is the checkpoint of another seed");
+        const auto info = train::read_run_info(tree);
+        if (info.seed != run_seed) throw FileError(ckpt, "is the checkpoint of another seed");
+        require_same_data(ckpt, info.config_json, config);
         resumed = train::load_run_checkpoint(tree, learner);
         if (stop_after > 0 && stop_after <= learner.tasks_observed() && learner.tasks_observed() < seq.size()) {
           // Nothing to learn before the stop (the run would otherwise train one more task).

@@ -31,6 +31,11 @@ for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
 done
 cmp -s "$scratch/whole/accuracy_matrix.csv" "$scratch/parts/accuracy_matrix.csv" || { echo "FAIL: resumed accuracy matrix differs"; fail=1; }
 expect 1 "no checkpoint.h5" -- "$run" --resume "$scratch/nothing-here"
+# Resumed on other data of the same shapes (Fashion-MNIST in place of MNIST): refused, not
+# trained on silently.
+mkdir -p "$scratch/other" && ln -sfn "$(cd "$data" && pwd)/fashion-mnist" "$scratch/other/mnist10k"
+expect 1 "was trained on other data than --data-dir $scratch/other holds" -- "$run" --resume "$scratch/parts" \
+  --data-dir "$scratch/other" --threads 1
 # A checkpoint written before --lr-schedule existed (its configuration has no lr_schedule)
 # continues with the constant rate it was trained with, not today's IVON default (cosine).
 python=""

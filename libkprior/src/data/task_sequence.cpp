@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "kprior/core/error.h"
+#include "kprior/core/fingerprint.h"
 #include "kprior/core/random.h"
 
 namespace kprior::data {
@@ -21,6 +22,19 @@ std::vector<int64_t> TaskSequence::classes_seen(int64_t last) const {
   std::set<int64_t> seen;
   for (int64_t t = 0; t <= last; ++t) seen.insert(tasks[t].classes.begin(), tasks[t].classes.end());
   return {seen.begin(), seen.end()};
+}
+
+uint64_t sequence_fingerprint(const TaskSequence& seq) {
+  Fingerprint f;
+  f.add(seq.name).add(static_cast<uint64_t>(seq.size())).add(static_cast<uint64_t>(seq.num_outputs));
+  for (const auto& name : seq.class_names) f.add(name);
+  for (const auto& t : seq.tasks) {
+    f.add(static_cast<uint64_t>(t.classes.size()));
+    for (int64_t c : t.classes) f.add(static_cast<uint64_t>(c));
+    f.add(static_cast<uint64_t>(t.train_size())).add(static_cast<uint64_t>(t.test.size()));
+    f.add_integers(t.train.targets).add_integers(t.test.targets);
+  }
+  return f.value();
 }
 
 Task make_split_task(const std::string& name, int64_t id, const std::vector<int64_t>& group, Dataset train,

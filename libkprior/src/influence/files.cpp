@@ -5,23 +5,12 @@
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/core/error.h"
+#include "kprior/core/fingerprint.h"
 #include "kprior/core/parse.h"
 
 namespace kprior::influence {
 
-uint64_t labels_fingerprint(const torch::Tensor& labels) {
-  const auto l = labels.to(torch::kCPU, torch::kLong).contiguous();
-  const auto* v = l.data_ptr<int64_t>();
-  uint64_t h = 14695981039346656037ull;  // FNV-1a, 64 bits, over each label's 8 bytes
-  for (int64_t i = 0; i < l.numel(); ++i) {
-    auto x = static_cast<uint64_t>(v[i]);
-    for (int b = 0; b < 8; ++b, x >>= 8) {
-      h ^= x & 0xff;
-      h *= 1099511628211ull;
-    }
-  }
-  return h;
-}
+uint64_t labels_fingerprint(const torch::Tensor& labels) { return Fingerprint().add_integers(labels).value(); }
 
 void save_model_file(const std::string& path, const torch::nn::Module& model,
                      const std::string& architecture, double prior_precision,

@@ -52,6 +52,11 @@ struct TaskSequence {
   std::vector<int64_t> classes_seen(int64_t last) const;
 };
 
+/// A fingerprint of what a sequence holds: per task its classes, training and test sizes and
+/// labels, and the class names. Equal for the same data; in practice different for other
+/// files, another subset or another class order (not for other pixels with the same labels).
+uint64_t sequence_fingerprint(const TaskSequence& seq);
+
 /// One task of a split sequence: the examples of `group` (global labels), named by its classes
 /// ("2/3"). Throws UsageError for an empty group, a class outside [0, num_outputs), or no
 /// training or test examples.
