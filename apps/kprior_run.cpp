@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -53,14 +54,19 @@ std::string join(const std::vector<int64_t>& v) {
   return s;
 }
 
+// "[#####...............]" for a fraction done in [0, 1].
+std::string bar(double done) {
+  const int width = 20;
+  const int filled = std::clamp(static_cast<int>(width * done), 0, width);
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
+}
+
 // Progress on one line per task on a terminal, one line per epoch otherwise.
 void print_progress(const kprior::train::Progress& p, int64_t num_tasks, bool tty) {
   if (tty) {
-    const int width = 20;
-    const int done = static_cast<int>(width * (p.epoch + 1) / p.epochs);
-    fmt::print("\r  task {}/{} [{}{}] epoch {}/{}  loss {:.4f}", p.task + 1, num_tasks,
-               std::string(static_cast<size_t>(done), '#'), std::string(static_cast<size_t>(width - done), '.'),
-               p.epoch + 1, p.epochs, p.mean_loss);
+    fmt::print("\r  task {}/{} {} epoch {}/{}  loss {:.4f}\x1b[K", p.task + 1, num_tasks,
+               bar(static_cast<double>(p.epoch + 1) / static_cast<double>(p.epochs)), p.epoch + 1, p.epochs,
+               p.mean_loss);
     if (p.epoch + 1 == p.epochs) fmt::print("\n");
   } else {
     fmt::print("  task {}/{} epoch {}/{}  loss {:.4f}\n", p.task + 1, num_tasks, p.epoch + 1,
@@ -68,6 +74,45 @@ void print_progress(const kprior::train::Progress& p, int64_t num_tasks, bool tt
   }
   std::fflush(stdout);
 }
+
+// Progress within an epoch and during the boundary work, for runs where either takes long
+// (ImageNet: ~500 steps per epoch, minutes of kernels per boundary). On a terminal the task's
+// progress line is redrawn at most 4 times a second; in a log, a line at most once a minute.
+class StepProgress {
+ public:
+  StepProgress(int64_t num_tasks, bool tty) : num_tasks_(num_tasks), tty_(tty) {}
+
+  void batch(const kprior::train::BatchProgress& p) {
+    if (p.batch + 1 == p.batches) return;  // the epoch's own line follows
+    if (!due(tty_ ? 0.25 : 60.0)) return;
+    if (tty_) {
+      const double done = (static_cast<double>(p.epoch) + static_cast<double>(p.batch + 1) / static_cast<double>(p.batches)) /
+                          static_cast<double>(p.epochs);
+      fmt::print("\r  task {}/{} {} epoch {}/{} batch {}/{}\x1b[K", p.task + 1, num_tasks_, bar(done), p.epoch + 1,
+                 p.epochs, p.batch + 1, p.batches);
+    } else {
+      fmt::print("  task {}/{} epoch {}/{} batch {}/{}\n", p.task + 1, num_tasks_, p.epoch + 1, p.epochs, p.batch + 1,
+                 p.batches);
+    }
+    std::fflush(stdout);
+  }
+  void boundary(int64_t task) {
+    if (!tty_) return;  // a log has the boundary's seconds in the costs
+    fmt::print("  task {}/{}: task boundary (memory selection, curvature, kernels) ...\x1b[K\r", task + 1, num_tasks_);
+    std::fflush(stdout);
+  }
+
+ private:
+  bool due(double seconds) {
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_).count() < seconds) return false;
+    last_ = now;
+    return true;
+  }
+  int64_t num_tasks_;
+  bool tty_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 json result_json(const kprior::train::SequenceResult& r) {
   const int64_t last = r.task_incremental.num_tasks() - 1;
@@ -536,7 +581,22 @@ int main(int argc, char** argv) {
     data_options.seed = seed;
     data_options.threads = n_threads;
     if (given(o_boundary_sample)) data_options.boundary_sample_per_class = boundary_sample;
+    const bool jpeg_tree = tasks == "split-tinyimagenet" || tasks == "split-imagenet";
+    const auto load_start = std::chrono::steady_clock::now();
+    if (jpeg_tree) {  // minutes for ImageNet, before anything else is printed
+      fmt::print("reading {} from {}: decoding the val set and the boundary sample ...\n", tasks, data_dir);
+      std::fflush(stdout);
+    }
     auto seq = data::make_benchmark(tasks, data_dir, data_options);
+    if (jpeg_tree) {
+      int64_t val = 0, sample = 0;
+      for (const auto& t : seq.tasks) {
+        val += t.test.size();
+        sample += t.train.size();
+      }
+      fmt::print("read {} val and {} boundary images in {:.1f} s\n", val, sample,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
+    }
     if (given(o_boundary_sample) && !seq.tasks.front().train_stream) {
       fmt::print("note: --boundary-sample has no effect: {} holds its whole training set in memory\n", tasks);
     }
@@ -622,6 +682,9 @@ int main(int argc, char** argv) {
       model->to(device);
       train::Callbacks cb;
       cb.on_epoch_end = [&](const train::Progress& p) { print_progress(p, seq.size(), tty); };
+      StepProgress steps(seq.size(), tty);
+      cb.on_batch_end = [&](const train::BatchProgress& p) { steps.batch(p); };
+      cb.on_boundary_start = [&](int64_t t) { steps.boundary(t); };
       train::ContinualLearner* learner_ptr = nullptr;  // the callback runs inside the learner below
       const std::string scores_path = out_dir + (seeds > 1 ? fmt::format("/example_scores-seed{}.h5", run_seed)
                                                            : std::string("/example_scores.h5"));
@@ -639,14 +702,14 @@ int main(int argc, char** argv) {
       train::ContinualLearner learner(model, regularize::make_regularizers(joint ? "finetune" : method, seed_ms),
                                       train::LearnerOptions(options).seed(run_seed), cb);
       learner_ptr = &learner;
-      const auto on_row = [](int64_t t, const std::vector<double>& accs) {
+      const auto on_row = [tty](int64_t t, const std::vector<double>& accs) {
         double mean = 0;
         std::string row;
         for (double a : accs) {
           mean += a;
           row += fmt::format(" {:.1f}", 100 * a);
         }
-        fmt::print("after task {}: accuracy (%){}  | average {:.2f}\n", t + 1, row,
+        fmt::print("{}after task {}: accuracy (%){}  | average {:.2f}\n", tty ? "\r\x1b[K" : "", t + 1, row,
                    100 * mean / static_cast<double>(accs.size()));
       };
       app::create_output_dir(out_dir);

@@ -3,6 +3,7 @@
 // FROMP's penalty gradient as J⁽ᶜ⁾ᵀ K⁻¹ b from oracle Jacobians, EWC by hand, calibration
 // metrics by hand, and a short end-to-end run of every method.
 #include <Eigen/Dense>
+#include <fmt/core.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -462,6 +463,26 @@ TEST_CASE("a frozen parameter is refused up front, not after a task of training"
   model->parameters()[1].set_requires_grad(false);
   CHECK_THROWS_WITH(learner.observe(seq.tasks[0]), Catch::Matchers::Contains("is frozen"));
   CHECK(learner.tasks_observed() == 0);
+}
+
+TEST_CASE("progress callbacks: one per step, the boundary's between training and the task's end", "[train]") {
+  const auto seq = data::make_split_sequence("blobs", blobs(40, 3), blobs(20, 4), {{0, 1}, {2, 3}}, 4);
+  auto model = std::make_shared<nn::MLPImpl>(std::vector<int64_t>{2, 8, 4});
+  std::vector<std::string> events;
+  train::Callbacks cb;
+  cb.on_batch_end = [&](const train::BatchProgress& p) {
+    events.push_back(fmt::format("b{}.{}.{}/{}", p.task, p.epoch, p.batch, p.batches));
+  };
+  cb.on_epoch_end = [&](const train::Progress& p) { events.push_back(fmt::format("e{}.{}", p.task, p.epoch)); };
+  cb.on_boundary_start = [&](int64_t t) { events.push_back(fmt::format("boundary{}", t)); };
+  cb.on_task_end = [&](int64_t t) { events.push_back(fmt::format("end{}", t)); };
+  // 80 examples per task in batches of 32: 3 batches (32, 32, 16) per epoch.
+  train::ContinualLearner learner(model, regularize::make_regularizers("fromp", {}),
+                                  train::LearnerOptions().epochs(2).batch_size(32).memory_per_task(4), cb);
+  learner.observe(seq.tasks[0]);
+  const std::vector<std::string> expected{"b0.0.0/3", "b0.0.1/3", "b0.0.2/3", "e0.0",      "b0.1.0/3",
+                                          "b0.1.1/3", "b0.1.2/3", "e0.1",     "boundary0", "end0"};
+  CHECK(events == expected);
 }
 
 TEST_CASE("a streamed task's curvature is its boundary sample's, scaled to the whole task", "[regularize]") {

@@ -230,6 +230,7 @@ double ContinualLearner::run_epochs(int64_t task_id, data::BatchSource& source,
         batch = {move(batch.inputs), move(batch.targets), move(batch.indices)};
       }
       sum.add_(train_step([&] { return loss_of(batch); }).to(torch::kFloat64));
+      if (callbacks_.on_batch_end) callbacks_.on_batch_end({task_id, e, options_.epochs(), b, source.num_batches()});
     }
     // The epoch's one read-back of a training value.
     const double mean_loss = sum.item<double>() / static_cast<double>(source.num_batches());
@@ -296,6 +297,7 @@ void ContinualLearner::observe(const data::Task& task) {
   };
   cost.train_seconds = run_epochs(
       task.id, *source, [&](const data::Batch& b) { return loss(task, b.inputs, b.targets); }, to_local);
+  if (callbacks_.on_boundary_start) callbacks_.on_boundary_start(task.id);
   const auto boundary = Clock::now();
   // The boundary (memory selection, curvature, kernels) runs on the task's in-memory data: on
   // the model's device, where a caller kept it on the CPU (the batches above moved one by one).

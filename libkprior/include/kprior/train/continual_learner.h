@@ -84,8 +84,18 @@ struct Progress {
   double lr;         // the learning rate of the epoch's last step
 };
 
+/// Where training is within an epoch (no training value: reading one would wait for the GPU).
+struct BatchProgress {
+  int64_t task, epoch, epochs, batch, batches;
+};
+
 struct Callbacks {
   std::function<void(const Progress&)> on_epoch_end;
+  /// After every training step; for progress within long epochs.
+  std::function<void(const BatchProgress&)> on_batch_end;
+  /// When `task`'s training is done and its boundary work (memory selection, curvature,
+  /// kernels, posterior) starts.
+  std::function<void(int64_t task)> on_boundary_start;
   /// After `task` has been learned and its boundary work done.
   std::function<void(int64_t task)> on_task_end;
 };
