@@ -764,6 +764,7 @@ int main(int argc, char** argv) {
                  result.nll, result.ece);
     }
     if (stopped) {  // results.json summarises whole runs only
+      if (plotter) fmt::print("note: --plot draws the finished run: it is drawn when the resumed run ends\n");
       fmt::print("continue with: kprior-run --resume {}\n", out_dir);
       return 0;
     }

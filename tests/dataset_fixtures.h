@@ -60,6 +60,35 @@ inline void write_cifar100_fixture(const std::string& data_dir, int per_class) {
   write_cifar_file((dir / "test.bin").string(), labels, 0);
 }
 
+/// A CIFAR-100 tree data_dir/cifar-100-binary that a network can learn: every image of fine
+/// class c is one colour of a 5x5x4 palette (R, G, B levels per c % 5, c / 5 % 5, c / 25) plus
+/// independent uniform noise of ±24 per byte; `train`/`test` images per class. Checks that the
+/// whole pipeline (reader, layout, model, training, evaluation) learns, not only that it runs.
+inline void write_learnable_cifar100(const std::string& data_dir, int train, int test) {
+  const auto dir = std::filesystem::path(data_dir) / "cifar-100-binary";
+  std::filesystem::create_directories(dir);
+  uint64_t state = 12345;
+  auto noise = [&state] {  // a small LCG: the fixture is the same on every machine
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int>((state >> 33) % 49) - 24;
+  };
+  auto write = [&](const std::string& name, int per_class) {
+    std::ofstream out((dir / name).string(), std::ios::binary);
+    for (int k = 0; k < per_class; ++k) {
+      for (int c = 0; c < 100; ++c) {
+        out.put(static_cast<char>(c / 5));
+        out.put(static_cast<char>(c));
+        const int level[3] = {30 + 48 * (c % 5), 30 + 48 * (c / 5 % 5), 40 + 60 * (c / 25)};
+        for (int ch = 0; ch < 3; ++ch) {
+          for (int i = 0; i < 1024; ++i) out.put(static_cast<char>(std::clamp(level[ch] + noise(), 0, 255)));
+        }
+      }
+    }
+  };
+  write("train.bin", train);
+  write("test.bin", test);
+}
+
 /// Writes `data` as an HDF5 dataset `name` of element type `type` and shape `dims`.
 template <typename T>
 void write_h5_array(H5::H5File& f, const std::string& name, const H5::PredType& type,

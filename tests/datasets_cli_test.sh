@@ -89,5 +89,21 @@ grep -v "n00000003" "$scratch/noval/val/val_annotations.txt" > "$scratch/noval/v
   mv "$scratch/noval/val/annotations" "$scratch/noval/val/val_annotations.txt"
 expect 1 "noval/val: no val examples of 1 class (n00000003); every class needs val examples" -- \
   "$bin" --tasks split-tinyimagenet --data-dir "$scratch/noval" --threads 1 --out "$scratch/noval-run"
+# The pipeline learns, not only runs: a CIFAR-100 whose classes are colours (plus noise).
+# CifarNet learns each task (chance: 10%); replay keeps task 1 after task 2, fine-tuning
+# forgets much of it.
+"$writer" cifar100-learnable "$scratch/learnable" || { echo "FAIL: fixture writer (cifar100-learnable)"; exit 1; }
+learn="--tasks split-cifar100 --data-dir $scratch/learnable --epochs 25 --batch-size 16 --stop-after-task 2 --threads 1"
+# shellcheck disable=SC2086
+expect 0 "after task 2" -- "$bin" $learn --method replay --memory-per-task 50 --out "$scratch/learn-replay"
+replay1=$(printf '%s\n' "$out" | awk '/^after task 1:/ {print int($6)}')
+replay2=$(printf '%s\n' "$out" | awk '/^after task 2:/ {print int($6)}')
+# shellcheck disable=SC2086
+expect 0 "after task 2" -- "$bin" $learn --method finetune --out "$scratch/learn-finetune"
+finetune2=$(printf '%s\n' "$out" | awk '/^after task 2:/ {print int($6)}')
+[ "${replay1:-0}" -ge 80 ] || { echo "FAIL: CifarNet did not learn a task of colours: ${replay1:-?}% (chance 10%)"; fail=1; }
+[ "${replay2:-0}" -ge 80 ] || { echo "FAIL: replay did not keep task 1: ${replay2:-?}%"; fail=1; }
+[ "${finetune2:-100}" -le $((${replay2:-0} - 20)) ] ||
+  { echo "FAIL: fine-tuning forgot no more of task 1 than replay: ${finetune2:-?}% vs ${replay2:-?}%"; fail=1; }
 [ $fail -eq 0 ] && echo "kprior-run image datasets: all checks passed"
 exit $fail

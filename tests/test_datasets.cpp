@@ -285,6 +285,13 @@ TEST_CASE("HDF5 array file: bad files are FileErrors naming the file and the arr
     });
     expected = "class id 2 is not below attribute num_classes = 2";
   }
+  SECTION("inputs stored as a group") {
+    write([&](H5::H5File& f) {
+      f.createGroup("inputs");
+      write_h5_array(f, "targets", i64, {3}, std::vector<int64_t>{0, 1, 1}, ni);
+    });
+    expected = "'inputs' is not an array (an HDF5 dataset) but a group";
+  }
   SECTION("a NaN among the inputs") {
     auto with_nan = x;
     with_nan[3] = std::nanf("");
@@ -688,6 +695,21 @@ TEST_CASE("JPEG trees: bad layouts are FileErrors naming the place", "[datasets]
     kprior::testing::write_jpeg_tree(other.path().string(), 2, 1, 1, false);
     std::filesystem::rename(other.path() / "val" / "n00000001", other.path() / "val" / "n00000009");
     CHECK_THAT(file_error([&] { scan_image_tree(other.path().string()); }), Contains("is not a class of the training set"));
+  }
+  SECTION("TinyImageNet's val/images without its annotations") {
+    std::filesystem::remove(ann);
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }),
+               Contains("val_annotations.txt: not found: TinyImageNet's val/images/ needs it"));
+  }
+  SECTION("ImageNet's validation images unsorted, as distributed") {
+    TempDir flat;
+    kprior::testing::write_jpeg_tree(flat.path().string(), 2, 1, 1, false);
+    std::filesystem::rename(flat.path() / "val" / "n00000001", flat.path() / "moved");
+    for (const auto& e : std::filesystem::directory_iterator(flat.path() / "moved")) {
+      std::filesystem::rename(e.path(), flat.path() / "val" / e.path().filename());
+    }
+    CHECK_THAT(file_error([&] { scan_image_tree(flat.path().string()); }),
+               Contains("val: holds images directly: sort them into one folder per class"));
   }
   SECTION("no train folder") {
     TempDir empty;

@@ -3,6 +3,7 @@
 // option) prints one line and exits 2; any other error prints one line and exits 1.
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
@@ -14,21 +15,32 @@
 
 namespace kprior::app {
 
+/// Prints "NAME: error: TEXT" on stderr after what stdout holds (in a pipe the two would
+/// otherwise interleave out of order); on a terminal, over a progress line left unfinished.
+inline void print_error(const std::string& name, const std::string& text) {
+  std::fflush(stdout);
+  if (isatty(fileno(stdout)) != 0 && isatty(fileno(stderr)) != 0) {
+    std::fputs("\r\x1b[K", stdout);
+    std::fflush(stdout);
+  }
+  std::fprintf(stderr, "%s: error: %s\n", name.c_str(), text.c_str());
+}
+
 /// Runs `body`, mapping a kprior::UsageError to one line and exit 2 and any other error to one
 /// line and exit 1.
 inline int guarded(const std::string& name, const std::function<int()>& body) {
   try {
     return body();
   } catch (const kprior::UsageError& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
+    print_error(name, e.what());
     return 2;
   } catch (const c10::Error& e) {
     // LibTorch's what() appends a C++ stack trace; the user gets the message's first line.
     const std::string msg = e.what_without_backtrace();
-    std::fprintf(stderr, "%s: error: LibTorch: %s\n", name.c_str(), msg.substr(0, msg.find('\n')).c_str());
+    print_error(name, "LibTorch: " + msg.substr(0, msg.find('\n')));
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
+    print_error(name, e.what());
     return 1;
   }
 }
@@ -51,7 +63,7 @@ inline int run_guarded(CLI::App& cli, int argc, char** argv, const std::function
   } catch (const CLI::Success& e) {
     return cli.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: error: %s (see --help)\n", cli.get_name().c_str(), e.what());
+    print_error(cli.get_name(), std::string(e.what()) + " (see --help)");
     return 2;
   }
   return guarded(cli.get_name(), body);

@@ -18,6 +18,9 @@ bool has_link(const H5::H5File& f, const std::string& name) {
 
 // The array `name` as a tensor: inputs as float32 (uint8 scaled to [0, 1]), targets as int64.
 torch::Tensor read_array(const H5::H5File& f, const std::string& path, const std::string& name, bool is_target) {
+  if (f.childObjType(name) != H5O_TYPE_DATASET) {
+    throw FileError(path, "'" + name + "' is not an array (an HDF5 dataset) but a group or a named type");
+  }
   const auto ds = f.openDataSet(name);
   const auto space = ds.getSpace();
   const int rank = space.getSimpleExtentNdims();

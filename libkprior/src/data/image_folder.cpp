@@ -52,6 +52,14 @@ std::vector<std::string> images_under(const fs::path& dir) {
   return files;
 }
 
+// Whether `dir` itself (not its subfolders) holds image files.
+bool holds_images_directly(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && is_image_name(e.path())) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 ImageList ImageList::with_classes(const std::vector<int64_t>& keep) const {
@@ -126,6 +134,16 @@ ImageTree scan_image_tree(const std::string& root) {
   const auto val = fs::path(root) / "val";
   if (fs::exists(val / "val_annotations.txt")) {
     tree.val = scan_tinyimagenet_val(val.string(), tree.train.classes);
+  } else if (fs::is_directory(val / "images") &&
+             std::find(tree.train.classes.begin(), tree.train.classes.end(), "images") == tree.train.classes.end()) {
+    throw FileError((val / "val_annotations.txt").string(),
+                    "not found: TinyImageNet's val/images/ needs it to label its images (or sort val/ into class "
+                    "folders)");
+  } else if (fs::is_directory(val) && holds_images_directly(val)) {
+    // ImageNet's validation set as distributed: 50,000 files in one folder, labels apart.
+    throw FileError(val.string(), "holds images directly: sort them into one folder per class (the training "
+                                  "set's folder names), the ImageFolder layout; the labels come with the dataset "
+                                  "(ILSVRC2012 devkit)");
   } else {
     tree.val = scan_image_folder(val.string(), &tree.train.classes);
   }
