@@ -367,21 +367,24 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::string fisher = "ggn", ewc_mode = "online";
   cli.add_option("--tasks", tasks,
-                 "task sequence: split-mnist, permuted-mnist, split-fashion, split-cifar\n"
-                 "(CIFAR-10 then 5x10 CIFAR-100 classes), split-cifar100, split-tinyimagenet,\n"
-                 "split-imagenet (JPEG trees, training streamed from the files), split-h5\n"
-                 "(an HDF5 array file as --data-dir: README)")->capture_default_str();
+                 "task sequence: split-mnist (5x2 classes), permuted-mnist (10 permutations),\n"
+                 "split-fashion (5x2), split-cifar (CIFAR-10 then 5x10 CIFAR-100 classes),\n"
+                 "split-cifar100 (10x10), split-tinyimagenet (10 tasks of C/10 classes),\n"
+                 "split-imagenet (10 tasks of C/10 classes in an order shuffled with the fixed\n"
+                 "seed 1993; both JPEG trees, training streamed from the files), split-h5 (an\n"
+                 "HDF5 array file as --data-dir: README)")->capture_default_str();
   std::string model_name;
   cli.add_option("--model", model_name,
                  "mlp, lenet5, cifarnet or resnet18 (default: the benchmark's: mlp for the\n"
                  "MNIST family, cifarnet for split-cifar and split-cifar100, resnet18 for\n"
-                 "split-tinyimagenet and split-imagenet)");
+                 "split-tinyimagenet and split-imagenet); resnet18 takes the CIFAR stem (3x3\n"
+                 "conv, no max-pooling) for images of at most 64x64, else ImageNet's");
   cli.add_option("--method", method,
                  "finetune, ewc (online by default: one Fisher summed over tasks, anchored at\n"
-                 "the last weights; --ewc-mode), fromp, replay, kprior, ewc+fr+replay (its replay memory M2\n"
-                 "is a second, random memory of --memory-per-task), ivon-prior (needs\n"
-                 "--optimizer ivon), a comma-separated combination (e.g. ewc,fromp,replay),\n"
-                 "or joint (all tasks at once: the upper bound)")->capture_default_str();
+                 "the last weights; --ewc-mode), fromp, replay, kprior, ewc+fr+replay (its\n"
+                 "replay memory M2 is a second, random memory of --memory-per-task),\n"
+                 "ivon-prior (needs --optimizer ivon), a comma-separated combination (e.g.\n"
+                 "ewc,fromp,replay), or joint (all tasks at once: the upper bound)")->capture_default_str();
   cli.add_option("--optimizer", optimizer, "ivon, adam or sgd")->capture_default_str();
   auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
   std::string lr_schedule;
