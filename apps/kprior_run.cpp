@@ -164,22 +164,24 @@ std::string checkpoint_path(const std::string& dir, int64_t seeds, uint64_t seed
 }
 
 // Options a resumed run may change; everything else comes from its checkpoint.
-// --jitter repairs a run whose next boundary found a singular FROMP kernel: the tasks learned
-// keep the kernels they have, and the boundaries from now on use the new ε.
+// --jitter repairs a run whose next boundary found a singular FROMP kernel: every boundary
+// from then on recomputes all memories' kernels with the new ε.
 bool overridable(const std::string& name) {
   return name == "--threads" || name == "--data-dir" || name == "--stop-after-task" || name == "--resume" ||
          name == "--jitter";
 }
 
+// `path` made absolute against the working directory (not normalised: "link/.." must keep
+// meaning what it meant here).
 std::string absolute_path(const std::string& path) {
   std::error_code ec;
   const auto p = std::filesystem::absolute(path, ec);
-  return ec ? path : p.lexically_normal().string();
+  return ec ? path : p.string();
 }
 
 // The options given on the command line, as a JSON array of [name, values...] (for resuming;
-// --threads and --data-dir are kept but may be given again).
-std::string given_options(const CLI::App& cli) {
+// the overridable ones are kept but may be given again).
+std::string given_options(const CLI::App& cli, const std::string& data_dir) {
   json out = json::array();
   for (const auto* o : cli.get_options()) {
     const auto name = o->get_name();
@@ -193,9 +195,7 @@ std::string given_options(const CLI::App& cli) {
   }
   // The data folder is saved absolute, given or not: a run resumed from another working
   // directory still finds it.
-  if (cli.get_option("--data-dir")->count() == 0) {
-    out.push_back(json::array({"--data-dir", absolute_path(cli.get_option("--data-dir")->as<std::string>())}));
-  }
+  if (cli.get_option("--data-dir")->count() == 0) out.push_back(json::array({"--data-dir", absolute_path(data_dir)}));
   return out.dump();
 }
 
@@ -213,7 +213,8 @@ void require_same_data(const std::string& ckpt, const std::string& saved_config,
     throw kprior::FileError(ckpt, "was trained on other data than --data-dir " + config["data_dir"].get<std::string>() +
                                       " holds (" + (saved.contains("data_dir") ? "it was trained from " +
                                                     saved["data_dir"].dump() + "; " : std::string()) +
-                                      "the tasks' classes, sizes or labels differ): resume with that data");
+                                      "the tasks' classes, sizes or labels, or the boundary sample, differ): resume "
+                                      "with that data");
   }
 }
 
@@ -310,6 +311,20 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
   for (const auto& entry : saved) clip_given = clip_given || entry[0].get<std::string>() == "--clip";
   if (config.is_object() && !clip_given && config.contains("grad_clip") && config["grad_clip"].is_number()) {
     out.push_back("--clip=" + config["grad_clip"].dump());
+  }
+  // The JPEG trees' boundary sample is part of a run too (its memories were chosen from it): it
+  // continues with the size it used, whatever the default is today. Runs saved before it was
+  // recorded took the first 20 files of each class, which no option reproduces.
+  bool sample_given = false;
+  for (const auto& entry : saved) sample_given = sample_given || entry[0].get<std::string>() == "--boundary-sample";
+  if (config.is_object() && !sample_given) {
+    if (config.contains("boundary_sample") && config["boundary_sample"].is_number_integer()) {
+      out.push_back("--boundary-sample=" + config["boundary_sample"].dump());
+    } else if (config.contains("tasks") &&
+               (config["tasks"] == "split-tinyimagenet" || config["tasks"] == "split-imagenet")) {
+      fmt::print("note: this run was saved before the boundary sample was a random draw (it took each class's "
+                 "first 20 files); its remaining tasks choose their memories from a random 20 per class\n");
+    }
   }
   for (size_t i = 1; i < args.size(); ++i) {
     const auto name = args[i].substr(0, args[i].find('='));
@@ -470,7 +485,7 @@ int main(int argc, char** argv) {
   cli.add_option("--resume", resume_dir,
                  "continue the run whose checkpoint is in this folder after its last complete\n"
                  "task, with its saved options (only --threads, --data-dir, --stop-after-task\n"
-                 "may be given too)");
+                 "and --jitter may be given too)");
   cli.add_option("--stop-after-task", stop_after,
                  "stop once this many tasks are learned (checkpoint kept; continue with\n"
                  "--resume); 0 = run to the end")->capture_default_str();
@@ -499,7 +514,7 @@ int main(int argc, char** argv) {
     if (seeds < 1) throw UsageError("--seeds must be >= 1");
     if (stop_after < 0) throw UsageError("--stop-after-task must be >= 0");
     if (!resume_dir.empty()) out_dir = resume_dir;
-    const std::string arguments = given_options(cli);
+    const std::string arguments = given_options(cli, data_dir);
     // Flag names in the messages; the library checks the same ranges in its own terms.
     if (o_lr->count() > 0) require_positive("--lr", lr);
     if (o_tau->count() > 0) require_positive("--tau", tau);
@@ -641,8 +656,7 @@ int main(int argc, char** argv) {
       fmt::print("note: --memory-per-task has no effect: method {} keeps no memory\n", method);
     }
     if (given(o_ewc_mode) && ("," + method + ",").find(",ewc,") == std::string::npos) {
-      fmt::print("note: --ewc-mode has no effect: it chooses how the ewc method keeps its Fisher terms, and "
-                 "method {} has no ewc term\n", method);
+      fmt::print("note: --ewc-mode has no effect: it applies to the ewc method only (method {})\n", method);
     }
     if (memory_format_choice == nn::MemoryFormat::ChannelsLast && !nn::has_conv_weights(*probe)) {
       fmt::print("note: --memory-format channels-last has no effect on a model without convolutions\n");
@@ -674,6 +688,7 @@ int main(int argc, char** argv) {
                          {"device", device_name}, {"precision", nn::to_string(precision)},
                          {"memory_format", nn::to_string(options.memory_format())},
                          {"threads", n_threads}, {"data_dir", absolute_path(data_dir)},
+                         {"boundary_sample", jpeg_tree ? json(data_options.boundary_sample_per_class) : json()},
                          {"data_fingerprint", fmt::format("{:016x}", data::sequence_fingerprint(seq))}};
     json runs = json::array();
     std::vector<double> averages, nlls, eces;
@@ -712,7 +727,7 @@ int main(int argc, char** argv) {
           mean += a;
           row += fmt::format(" {:.1f}", 100 * a);
         }
-        fmt::print("{}after task {}: accuracy (%){}  | average {:.2f}\n", tty ? "\r\x1b[K" : "", t + 1, row,
+        fmt::print("{}after task {}: accuracy (%){}  | average {:.2f}\n", tty ? app::kClearLine : "", t + 1, row,
                    100 * mean / static_cast<double>(accs.size()));
       };
       app::create_output_dir(out_dir);

@@ -56,6 +56,7 @@ with h5py.File(path, "r+") as f:
         config = json.loads(f["config"].attrs["json"])
         del config["lr_schedule"]
         config["grad_clip"] = 0.25  # a clip the defaults would not give: the resumed run keeps it
+        del config["data_fingerprint"]  # not recorded then: the resumed run's data is not checked
         f["config"].attrs["json"] = json.dumps(config)
     else:  # before learner@regularizers was written
         del f["learner"].attrs["regularizers"]
@@ -85,17 +86,27 @@ PY
   # Offline EWC keeps one Fisher and anchor per learned task, across a resume too (online: one).
   expect 0 "stopped after task 2" -- "$run" --data-dir "$data" --epochs 1 --threads 1 --method ewc \
     --ewc-mode offline --out "$scratch/offline" --stop-after-task 2
-  # --jitter may be given again (to repair a singular FROMP kernel): the run continues with it.
-  expect 0 "resuming after task 2" -- "$run" --resume "$scratch/offline" --stop-after-task 3 --threads 1 --jitter 0.003
-  jitter=$("$python" -c 'import json, sys, h5py; print(json.loads(h5py.File(sys.argv[1], "r")["config"].attrs["json"])["jitter"])' \
-    "$scratch/offline/checkpoint.h5")
-  [ "$jitter" = "0.003" ] || { echo "FAIL: the resumed run did not take the new --jitter: $jitter"; fail=1; }
+  expect 0 "resuming after task 2" -- "$run" --resume "$scratch/offline" --stop-after-task 3 --threads 1
   terms=$("$python" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["regularizers/0_ewc"].attrs["terms"])' \
     "$scratch/offline/checkpoint.h5")
   [ "$terms" = "3" ] || { echo "FAIL: offline EWC after 3 tasks keeps $terms Fisher terms, not 3"; fail=1; }
   terms=$("$python" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["regularizers/1_ewc"].attrs["terms"])' \
     "$scratch/parts/checkpoint.h5")  # fromp,ewc: ewc is the second regularizer
   [ "$terms" = "1" ] || { echo "FAIL: online EWC keeps $terms Fisher terms, not 1"; fail=1; }
+  # --jitter may be given again (to repair a singular FROMP kernel): the next boundary
+  # recomputes task 1's kernel with it, so its saved inverse differs from the run's without.
+  expect 0 "stopped after task 1" -- "$run" --data-dir "$data" --epochs 1 --threads 1 --method fromp \
+    --out "$scratch/jitter-a" --stop-after-task 1
+  cp -r "$scratch/jitter-a" "$scratch/jitter-b"
+  expect 0 "resuming after task 1" -- "$run" --resume "$scratch/jitter-a" --stop-after-task 2 --threads 1
+  expect 0 "resuming after task 1" -- "$run" --resume "$scratch/jitter-b" --stop-after-task 2 --threads 1 --jitter 0.5
+  changed=$("$python" -c '
+import json, sys, h5py, numpy
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+k = "regularizers/0_fromp/kernel_inverse/0"
+print(json.loads(b["config"].attrs["json"])["jitter"], not numpy.allclose(a[k][()], b[k][()]))' \
+    "$scratch/jitter-a/checkpoint.h5" "$scratch/jitter-b/checkpoint.h5")
+  [ "$changed" = "0.5 True" ] || { echo "FAIL: --jitter with --resume did not reach FROMP's kernels: $changed"; fail=1; }
 else
   echo "note: no Python with h5py; the resume-of-an-old-checkpoint check is skipped"
 fi

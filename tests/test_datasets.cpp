@@ -2,9 +2,11 @@
 // from tiny files written in the exact on-disk formats; decoded values are checked against
 // what was written.
 #include <H5Cpp.h>
+#include <fmt/core.h>
 #include <png.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -299,7 +301,7 @@ TEST_CASE("HDF5 array file: bad files are FileErrors naming the file and the arr
       write_h5_array(f, "inputs", f32, {3, 2}, with_nan, nf);
       write_h5_array(f, "targets", i64, {3}, std::vector<int64_t>{0, 1, 1}, ni);
     });
-    expected = "array 'inputs' has non-finite values (NaN or infinity) in 1 examples, the first at index 1";
+    expected = "array 'inputs' has non-finite values (NaN or infinity) in 1 example, at index 1";
   }
   SECTION("not HDF5") {
     std::ofstream(path) << "inputs,targets\n1,0\n";
@@ -819,6 +821,55 @@ TEST_CASE("split-tinyimagenet and split-imagenet from JPEG trees", "[datasets]")
   kprior::testing::write_jpeg_tree((ten.path() / "imagenet").string(), 10, 1, 1, false);
   CHECK_THAT(file_error([&] { make_benchmark("split-imagenet", ten.path().string(), 0); }),
              Contains("10 class folders cannot form 10 tasks of equal size with at least 2 classes each"));
+}
+
+TEST_CASE("ImageList::sample_per_class: a fixed random draw per class, in the list's order", "[datasets]") {
+  ImageList list;
+  list.classes = {"n01", "n02", "n03"};
+  for (int c = 0; c < 3; ++c) {
+    for (int k = 0; k < 10; ++k) {
+      list.files.push_back(fmt::format("{}/{:02d}.JPEG", list.classes[static_cast<size_t>(c)], k));
+      list.labels.push_back(c);
+    }
+  }
+  const auto a = list.sample_per_class(4);
+  REQUIRE(a.size() == 12);
+  CHECK(a.files == list.sample_per_class(4).files);  // the same draw every time
+  CHECK(std::is_sorted(a.files.begin(), a.files.end()));  // the list's order kept
+  int first_four = 0;
+  for (int c = 0; c < 3; ++c) {
+    CHECK(std::count(a.labels.begin(), a.labels.end(), c) == 4);
+    first_four += a.files[static_cast<size_t>(4 * c + 3)] == fmt::format("{}/03.JPEG", list.classes[static_cast<size_t>(c)]);
+  }
+  CHECK(first_four < 3);  // not simply each class's first four files
+  // A class's draw depends on its name and files only: removing another class changes nothing.
+  const auto two = list.with_classes({1, 2}).sample_per_class(4);
+  CHECK(std::vector<std::string>(a.files.begin() + 4, a.files.end()) == two.files);
+  CHECK(list.sample_per_class(0).files == list.files);
+  CHECK(list.sample_per_class(11).files == list.files);
+  CHECK_THROWS_AS(list.sample_per_class(-1), kprior::UsageError);
+}
+
+TEST_CASE("sequence_fingerprint: the same data gives the same value, other labels another", "[datasets]") {
+  TempDir tmp;
+  kprior::testing::write_jpeg_tree((tmp.path() / "tiny-imagenet-200").string(), 20, 3, 1, true);
+  BenchmarkOptions one, two;
+  one.threads = 1;
+  two.threads = 2;
+  two.seed = 5;  // no JPEG tree depends on the run's seed
+  const auto f1 = sequence_fingerprint(make_benchmark("split-tinyimagenet", tmp.path().string(), one));
+  CHECK(f1 == sequence_fingerprint(make_benchmark("split-tinyimagenet", tmp.path().string(), two)));
+  BenchmarkOptions smaller = one;
+  smaller.boundary_sample_per_class = 2;
+  CHECK(f1 != sequence_fingerprint(make_benchmark("split-tinyimagenet", tmp.path().string(), smaller)));
+  // Permuted sequences: the permutations follow the seed, the labels do not.
+  const Dataset train{torch::rand({6, 1, 2, 2}), torch::tensor({0, 1, 2, 0, 1, 2})};
+  const Dataset test{torch::rand({3, 1, 2, 2}), torch::tensor({0, 1, 2})};
+  CHECK(sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 1)) ==
+        sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 2)));
+  const Dataset relabelled{train.inputs, torch::tensor({0, 1, 2, 0, 2, 1})};
+  CHECK(sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 1)) !=
+        sequence_fingerprint(make_permuted_sequence("p", relabelled, test, 3, 1)));
 }
 
 TEST_CASE("JPEG trees: the boundary sample holds the chosen number of images per class", "[datasets]") {

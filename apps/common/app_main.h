@@ -15,12 +15,15 @@
 
 namespace kprior::app {
 
+/// Written to a terminal, erases the current line (a progress line) and returns to its start.
+inline constexpr const char* kClearLine = "\r\x1b[K";
+
 /// Prints "NAME: error: TEXT" on stderr after what stdout holds (in a pipe the two would
 /// otherwise interleave out of order); on a terminal, over a progress line left unfinished.
 inline void print_error(const std::string& name, const std::string& text) {
   std::fflush(stdout);
   if (isatty(fileno(stdout)) != 0 && isatty(fileno(stderr)) != 0) {
-    std::fputs("\r\x1b[K", stdout);
+    std::fputs(kClearLine, stdout);
     std::fflush(stdout);
   }
   std::fprintf(stderr, "%s: error: %s\n", name.c_str(), text.c_str());

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "kprior/core/error.h"
 #include "kprior/core/random.h"
@@ -66,8 +67,9 @@ Dataset read_pair(const H5::H5File& f, const std::string& path, const std::strin
   // A NaN or infinity would surface an epoch later as a diverged loss, blamed on the learning rate.
   const auto finite = torch::isfinite(d.inputs).flatten(1).all(1);
   if (!finite.all().item<bool>()) {
-    throw FileError(path, "array '" + x + "' has non-finite values (NaN or infinity) in " +
-                              std::to_string((~finite).sum().item<int64_t>()) + " examples, the first at index " +
+    const int64_t bad = (~finite).sum().item<int64_t>();
+    throw FileError(path, "array '" + x + "' has non-finite values (NaN or infinity) in " + std::to_string(bad) +
+                              (bad == 1 ? " example, at index " : " examples, the first at index ") +
                               std::to_string((~finite).nonzero()[0][0].item<int64_t>()));
   }
   return d;
@@ -128,6 +130,9 @@ ArrayFile read_array_file(const std::string& path, double test_fraction, uint64_
     const int64_t largest = std::max(out.train.targets.max().item<int64_t>(), out.test.targets.max().item<int64_t>());
     out.num_classes = count_attribute(f, path, "num_classes");
     out.classes_per_task = count_attribute(f, path, "classes_per_task");
+    if (largest == std::numeric_limits<int64_t>::max()) {  // largest + 1 would overflow
+      throw FileError(path, "class id " + std::to_string(largest) + " is too large");
+    }
     if (out.num_classes == 0) out.num_classes = largest + 1;
     if (largest >= out.num_classes) {
       throw FileError(path, "class id " + std::to_string(largest) + " is not below attribute num_classes = " +

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <map>
 
 #include "kprior/core/error.h"
 #include "kprior/core/random.h"
@@ -84,28 +83,6 @@ void require_every_class(const Dataset& d, int64_t num_classes, const std::strin
                       path, split);
 }
 
-// A seeded random `per_class` images of each class (all of a class with fewer; all when
-// per_class is 0), kept in the list's order. The seed is fixed: every run and every --seed
-// sees the same boundary sample, as it sees the same val set.
-ImageList sample_per_class(const ImageList& list, int64_t per_class) {
-  if (per_class == 0) return list;
-  std::map<int64_t, std::vector<size_t>> by_class;
-  for (size_t i = 0; i < list.files.size(); ++i) by_class[list.labels[i]].push_back(i);
-  std::vector<bool> keep(list.files.size(), false);
-  for (const auto& [c, items] : by_class) {
-    const auto n = static_cast<int64_t>(items.size());
-    const auto order = random_permutation(n, mix_seed(0x5A3B1E, static_cast<uint64_t>(c)));
-    for (int64_t k = 0; k < std::min(n, per_class); ++k) keep[items[static_cast<size_t>(order[static_cast<size_t>(k)])]] = true;
-  }
-  ImageList out{list.classes, {}, {}};
-  for (size_t i = 0; i < list.files.size(); ++i) {
-    if (!keep[i]) continue;
-    out.files.push_back(list.files[i]);
-    out.labels.push_back(list.labels[i]);
-  }
-  return out;
-}
-
 // A JPEG tree as 10 tasks of C/10 classes (the class order permuted with `order_seed` unless
 // it is 0). Training batches are streamed from the files with the training pipeline
 // (random-resized-crop, flip); in memory, at the test pipeline's resolution: the val set and
@@ -120,7 +97,7 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
                                          (classes % 10 == 0 ? " with at least 2 classes each" : ""));
   }
   require_every_class(tree.val.labels, classes, root + "/val", "val", tree.train.classes);
-  const ImageList sample = sample_per_class(tree.train, options.boundary_sample_per_class);
+  const ImageList sample = tree.train.sample_per_class(options.boundary_sample_per_class);
   // What stays in memory as float32 tensors; refuse what cannot fit rather than swap.
   const int64_t kept = sample.size() + tree.val.size();
   const double bytes = static_cast<double>(kept) * 3.0 * static_cast<double>(size * size) * 4.0;
@@ -129,8 +106,10 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
     throw UsageError(name + ": the val set and the boundary sample (" + std::to_string(kept) + " images at " +
                      std::to_string(size) + "x" + std::to_string(size) + ") need " +
                      std::to_string(static_cast<int64_t>(bytes / 1e9)) +
-                     " GB in memory, more than 40% of this machine's memory (a smaller --boundary-sample "
-                     "holds fewer training images)");
+                     " GB in memory, more than 40% of this machine's memory" +
+                     (sample.size() > 0 && static_cast<double>(tree.val.size()) * bytes / static_cast<double>(kept) < 0.4 * ram
+                          ? " (a smaller boundary sample per class holds fewer: kprior-run --boundary-sample)"
+                          : ""));
   }
   ImageTransform test_pipeline;
   test_pipeline.size = size;

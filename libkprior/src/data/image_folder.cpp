@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "kprior/core/error.h"
+#include "kprior/core/fingerprint.h"
+#include "kprior/core/random.h"
 
 namespace kprior::data {
 namespace {
@@ -70,6 +72,28 @@ ImageList ImageList::with_classes(const std::vector<int64_t>& keep) const {
       out.files.push_back(files[i]);
       out.labels.push_back(labels[i]);
     }
+  }
+  return out;
+}
+
+ImageList ImageList::sample_per_class(int64_t per_class) const {
+  if (per_class < 0) throw UsageError("sample_per_class: per_class must be >= 0, got " + std::to_string(per_class));
+  if (per_class == 0) return *this;
+  std::map<int64_t, std::vector<size_t>> by_class;
+  for (size_t i = 0; i < files.size(); ++i) by_class[labels[i]].push_back(i);
+  std::vector<bool> keep(files.size(), false);
+  for (const auto& [c, items] : by_class) {
+    const auto n = static_cast<int64_t>(items.size());
+    const std::string name = c >= 0 && c < static_cast<int64_t>(classes.size()) ? classes[static_cast<size_t>(c)]
+                                                                                : std::to_string(c);
+    const auto order = random_permutation(n, mix_seed(0x5A3B1E, Fingerprint().add(name).value()));
+    for (int64_t k = 0; k < std::min(n, per_class); ++k) keep[items[static_cast<size_t>(order[static_cast<size_t>(k)])]] = true;
+  }
+  ImageList out{classes, {}, {}};
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!keep[i]) continue;
+    out.files.push_back(files[i]);
+    out.labels.push_back(labels[i]);
   }
   return out;
 }

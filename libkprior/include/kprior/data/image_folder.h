@@ -21,6 +21,10 @@ struct ImageList {
   int64_t size() const { return static_cast<int64_t>(files.size()); }
   /// The files whose class is one of `classes`, in their order.
   ImageList with_classes(const std::vector<int64_t>& keep) const;
+  /// A seeded random `per_class` files of each class (all of a class with fewer; all when
+  /// per_class is 0), kept in the list's order. The draw of a class depends only on its
+  /// folder name and its files, so it is the same in every run, whatever other classes exist.
+  ImageList sample_per_class(int64_t per_class) const;
 };
 
 /// Scans `dir`/<class>/ (recursively, files ending in .jpeg/.jpg/.png in any case), classes
