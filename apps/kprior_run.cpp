@@ -424,7 +424,7 @@ int main(int argc, char** argv) {
                      "JPEG trees (split-tinyimagenet, split-imagenet): training images per class decoded\n"
                      "into memory for each task boundary (memory selection, Fisher, soft targets), a\n"
                      "fixed random draw; the memory per task is chosen from them (0 = all)")
-          ->check(CLI::Range(0, 1000000))
+          ->check(kprior::app::integer_in(0, 1000000))
           ->capture_default_str();
   auto* o_jitter = cli.add_option("--jitter", jitter, "FROMP kernel jitter ε (default: published for adam, 1e-2 for ivon)");
   auto* o_clip = cli.add_option("--clip", clip,
@@ -469,7 +469,7 @@ int main(int argc, char** argv) {
   cli.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   cli.add_option("--threads", threads, "LibTorch threads, and the JPEG trees' decoding threads (0 = all cores;\n"
                  "at most the cores)")
-      ->check(CLI::Range(0, 4096))
+      ->check(kprior::app::integer_in(0, 4096))
       ->capture_default_str();
   std::string precision_name = "fp32", memory_format_name = "auto";
   cli.add_option("--precision", precision_name,

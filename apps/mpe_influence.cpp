@@ -233,7 +233,7 @@ int main(int argc, char** argv) {
   cli.add_option("--train-size", o.train_size, "use the first N training images (default: all 60,000)");
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
   cli.add_option("--threads", o.threads, "CPU threads (0 = all; at most the cores)")
-      ->check(CLI::Range(0, 4096))
+      ->check(kprior::app::integer_in(0, 4096))
       ->capture_default_str();
   cli.add_option("--checkpoint", o.checkpoint, "model file (model.h5) a previous run wrote: skip training");
   cli.add_option("--form", o.form,

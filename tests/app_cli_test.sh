@@ -34,7 +34,8 @@ expect 2 "learning-rate schedule must be constant or cosine" -- "$bin" --lr-sche
 expect 1 "cifar-10-batches-bin: not found" -- "$bin" --tasks split-cifar --data-dir "$data"
 expect 2 "needs a memory" -- "$bin" --memory-per-task 0 --data-dir "$data"
 expect 2 "--ewc-mode: sometimes not in {online,offline}" -- "$bin" --ewc-mode sometimes --data-dir "$data"
-expect 2 "--threads: Value -1 not in range 0 to 4096" -- "$bin" --threads -1 --data-dir "$data"
+expect 2 "--threads: '-1' is not an integer from 0 to 4096" -- "$bin" --threads -1 --data-dir "$data"
+expect 2 "--threads: '1.5' is not an integer from 0 to 4096" -- "$bin" --threads 1.5 --data-dir "$data"
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
 rm -rf "$scratch/run"
 expect 0 "average accuracy" -- "$bin" --data-dir "$data" --method fromp --epochs 1 --out "$scratch/run" --threads 1
@@ -64,7 +65,7 @@ mkdir -p "$scratch"
 printf 'epochs = 1\nmethod = "finetune"\noptimizer = "sgd"\n' > "$scratch/run.toml"
 expect 0 "method finetune, optimizer sgd .* 1 epochs" -- "$bin" --config "$scratch/run.toml" --data-dir "$data" --out "$scratch/cfg" --threads 1
 printf 'epoch = 1\n' > "$scratch/typo.toml"  # misspelt: refused, not silently ignored
-expect 2 "not able to parse epoch" -- "$bin" --config "$scratch/typo.toml" --data-dir "$data" --out "$scratch/typo"
+expect 2 "the --config file sets 'epoch', which is not an option" -- "$bin" --config "$scratch/typo.toml" --data-dir "$data" --out "$scratch/typo"
 # IVON's measured defaults for FROMP on split-MNIST (train::ivon_settings) reach the learner;
 # a given option still wins.
 expect 0 "optimizer ivon (lr 0.1, cosine), .* 1 epochs of batch 8," -- "$bin" --data-dir "$data" --optimizer ivon --epochs 1 \

@@ -21,7 +21,7 @@ expect 1 "is a directory, not a --remove-indices file" -- "$bin" $quick --remove
 printf '3\n99999999\n' > "$scratch/far.txt"
 expect 1 "index 99999999 is outside the training set" -- "$bin" $quick --remove-indices "$scratch/far.txt"
 expect 2 "perturbation form" -- "$bin" $quick --form cubic
-expect 2 "--threads: Value -1 not in range 0 to 4096" -- "$bin" --data-dir "$data" --threads -1
+expect 2 "--threads: '-1' is not an integer from 0 to 4096" -- "$bin" --data-dir "$data" --threads -1
 expect 2 "model must be mlp or lenet5" -- "$bin" $quick --model resnet
 expect 2 "converge-epochs and --per-example-steps must be > 0" -- "$bin" $quick --retrain --remove-class 3 --converge-epochs 0
 expect 2 "converge-lr must be a finite number > 0, got -1" -- "$bin" $quick --retrain --remove-class 3 --converge-lr -1

@@ -12,8 +12,21 @@
 #include <string>
 
 #include "kprior/core/error.h"
+#include "kprior/core/parse.h"
 
 namespace kprior::app {
+
+/// An option check: a whole integer in [low, high] (CLI11's Range also lets "1.5" through to a
+/// conversion error, and calls "abc" a FLOAT).
+inline CLI::Validator integer_in(int64_t low, int64_t high) {
+  return CLI::Validator(
+      [low, high](std::string& text) {
+        const auto v = kprior::parse_integer<int64_t>(text);
+        if (v && *v >= low && *v <= high) return std::string();
+        return "'" + text + "' is not an integer from " + std::to_string(low) + " to " + std::to_string(high);
+      },
+      "INT in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
+}
 
 /// Written to a terminal, erases the current line (a progress line) and returns to its start.
 inline constexpr const char* kClearLine = "\r\x1b[K";
@@ -65,6 +78,13 @@ inline int run_guarded(CLI::App& cli, int argc, char** argv, const std::function
     cli.parse(argc, argv);
   } catch (const CLI::Success& e) {
     return cli.exit(e);  // --help, --version
+  } catch (const CLI::ConfigError& e) {
+    // CLI11 says "INI was not able to parse NAME" for a key that is no option.
+    const std::string what = e.what(), prefix = "INI was not able to parse ";
+    print_error(cli.get_name(), what.rfind(prefix, 0) == 0
+                                    ? "the --config file sets '" + what.substr(prefix.size()) + "', which is not an option (see --help)"
+                                    : what + " (see --help)");
+    return 2;
   } catch (const CLI::ParseError& e) {
     print_error(cli.get_name(), std::string(e.what()) + " (see --help)");
     return 2;
