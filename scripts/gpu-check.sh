@@ -9,7 +9,7 @@
 #      the bare loop (then fp32, and bf16 without channels-last, as time allows),
 #   3. kprior-run FROMP on split-MNIST on the GPU with Adam and with IVON (fp32 and bf16; and on
 #      the CPU), on generated fixtures split-cifar (CifarNet) and a streamed split-tinyimagenet
-#      with ResNet-18 + FROMP (both bf16, channels-last),
+#      with ResNet-18 + FROMP (both bf16, channels-last), CifarNet learning a learnable fixture,
 #      and the JPEG loading rate on all cores against the GPU's training rate,
 #   4. the CTest suite, and the CPU optimizer-step benchmark.
 # Every step runs even when an earlier one failed (one run gives the most information), each
@@ -114,6 +114,11 @@ if need "$run" && need "$fixture"; then
   run_step tiny-resnet-cuda 120 "$run" --tasks split-tinyimagenet --model resnet18 --method fromp \
     --optimizer ivon --device cuda --precision bf16 --epochs 1 --batch-size 16 --memory-per-task 2 --stop-after-task 2 \
     --data-dir "$tmp/fx" --out "$tmp/tiny-cuda"
+  # ... and learn there, not only run: CifarNet on a CIFAR-100 whose classes are colours
+  # (chance 10%) in bf16 and channels-last; replay keeps task 1 (the CPU test reaches >= 80%).
+  "$fixture" cifar100-learnable "$tmp/learn" > /dev/null 2>&1
+  run_step learn-cuda 60 "$run" --tasks split-cifar100 --data-dir "$tmp/learn" --device cuda --precision bf16 \
+    --method replay --memory-per-task 50 --epochs 25 --batch-size 16 --stop-after-task 2 --out "$tmp/learn-cuda"
 fi
 [ -x "$build/bench/bench_image_loader" ] &&
   run_step bench-jpeg 90 "$build/bench/bench_image_loader" --images 512 --rounds 2
@@ -170,6 +175,7 @@ for r in run-cuda-adam run-cuda-ivon run-cuda-ivon-bf16 cifar-cuda run-cpu-adam 
     echo "-- $r ($(grep "^$r " "$status" | awk '{print $3}')): $(grep -E '^seed .*average accuracy' "$logs/$r.log" | tail -1)"
   fi
 done
+[ -f "$logs/learn-cuda.log" ] && echo "-- learn-cuda (accuracy %, chance 10):" && grep '^after task' "$logs/learn-cuda.log"
 if [ -f "$logs/bench-optim-cpu.log" ]; then
   echo "-- bench_optim_step (CPU):"
   grep -E '^(MLP|CNN|  (SGD|Adam|AdamW|IVON) )' "$logs/bench-optim-cpu.log"
