@@ -803,7 +803,7 @@ int main(int argc, char** argv) {
         {"kprior_version", version()},
         {"torch_version", TORCH_VERSION},
         {"config", config},
-        {"tasks", task_list},
+        {"task_classes", task_list},
         {"average_accuracy_mean", acc_mean},
         {"average_accuracy_std", acc_std},
         {"nll_mean", mean_std(nlls).first},
