@@ -159,6 +159,19 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
   return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
 }
 
+// Mean and standard deviation over the seeds of the number at `at` in each run's entry (null
+// where no run has it, e.g. joint training's backward transfer).
+json across_seeds(const json& runs, const std::string& at) {
+  std::vector<double> v;
+  const json::json_pointer pointer(at);
+  for (const auto& r : runs) {
+    if (r.contains(pointer) && r[pointer].is_number()) v.push_back(r[pointer].get<double>());
+  }
+  if (v.empty()) return json();
+  const auto [mean, sd] = mean_std(v);
+  return {{"mean", mean}, {"std", sd}};
+}
+
 std::string checkpoint_path(const std::string& dir, int64_t seeds, uint64_t seed) {
   return dir + (seeds > 1 ? fmt::format("/checkpoint-seed{}.h5", seed) : std::string("/checkpoint.h5"));
 }
@@ -808,6 +821,14 @@ int main(int argc, char** argv) {
         {"average_accuracy_std", acc_std},
         {"nll_mean", mean_std(nlls).first},
         {"ece_mean", mean_std(eces).first},
+        {"across_seeds",
+         {{"task_incremental_average_accuracy", across_seeds(runs, "/task_incremental/average_accuracy")},
+          {"class_incremental_average_accuracy", across_seeds(runs, "/class_incremental/average_accuracy")},
+          {"backward_transfer", across_seeds(runs, "/task_incremental/backward_transfer")},
+          {"forgetting", across_seeds(runs, "/task_incremental/forgetting")},
+          {"nll", across_seeds(runs, "/nll")},
+          {"ece", across_seeds(runs, "/ece")},
+          {"brier", across_seeds(runs, "/brier")}}},
         {"runs", runs}};
     std::ofstream(out_dir + "/results.json") << results.dump(2) << "\n";
     if (plotter) app::draw(*plotter, "run", out_dir, out_dir + "/accuracy.png");

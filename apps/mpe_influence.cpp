@@ -225,12 +225,12 @@ int main(int argc, char** argv) {
                  "--checkpoint, the optimizer of --retrain's converge protocol")->capture_default_str();
   cli.add_option("--posterior", o.posterior,
                  "with adam: laplace (diagonal GGN, the default) or adam (from Adam's second moments)")->capture_default_str();
-  cli.add_option("--epochs", o.epochs, "training epochs (default: mlp 30, lenet5 10)");
+  cli.add_option("--epochs", o.epochs, "training epochs (default, or 0: mlp 30, lenet5 10)");
   cli.add_option("--lr", o.lr, "learning rate (default: adam 1e-3, sgd 0.01, ivon 0.1)");
   cli.add_option("--final-lr", o.final_lr, "learning rate at the end of the cosine decay (default: lr/100)");
   cli.add_option("--batch-size", o.batch_size, "training batch size")->capture_default_str();
   cli.add_option("--prior-precision", o.prior_precision, "δ, the prior precision of the summed loss")->capture_default_str();
-  cli.add_option("--train-size", o.train_size, "use the first N training images (default: all 60,000)");
+  cli.add_option("--train-size", o.train_size, "use the first N training images (default, or 0: all 60,000)");
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
   cli.add_option("--threads", o.threads, "CPU threads (0 = all; at most the cores)")
       ->check(kprior::app::integer_in(0, 4096))
@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
   auto* o_protocols = cli.add_option("--protocols", o.protocols,
                  "retraining protocols: published (SGD, momentum 0.9, small cosine lr), converge\n"
                  "(the training optimizer at a larger constant lr)")->capture_default_str();
-  auto* o_retrain_epochs = cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default 10; the publication: 1000)");
+  auto* o_retrain_epochs = cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default, or 0: 10; the publication: 1000)");
   auto* o_converge_epochs = cli.add_option("--converge-epochs", o.converge_epochs, "epochs of the converge protocol")->capture_default_str();
   auto* o_converge_lr = cli.add_option("--converge-lr", o.converge_lr, "learning rate of the converge protocol")->capture_default_str();
   auto* o_per_example = cli.add_option("--per-example", o.per_example, "remove N random single examples, retrain for each (full batch), compare softmax changes");
@@ -322,6 +322,10 @@ int main(int argc, char** argv) {
     const auto dir = fashion_dir(o.data_dir);
     auto train_set = data::load_mnist_dir(dir, data::Split::Train);
     const auto test_set = data::load_mnist_dir(dir, data::Split::Test);
+    if (o.train_size > train_set.size()) {
+      throw UsageError("--train-size " + std::to_string(o.train_size) + " is more than the " +
+                       std::to_string(train_set.size()) + " training images in " + dir);
+    }
     if (o.train_size > 0 && o.train_size < train_set.size()) {
       train_set = train_set.subset(torch::arange(o.train_size));
     }

@@ -44,6 +44,25 @@ for f in results.json accuracy_matrix.csv; do
 done
 grep -q '"average_accuracy_mean"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks average_accuracy_mean"; fail=1; }
 grep -q '"ece"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks ece"; fail=1; }
+# Every per-seed number has its mean and sample standard deviation over the seeds.
+expect 0 "over 2 seed" -- "$bin" --data-dir "$data" --method finetune --epochs 1 --seeds 2 --threads 1 --out "$scratch/two"
+if command -v python3 > /dev/null; then
+  python3 - "$scratch/two/results.json" <<'PY' || { echo "FAIL: results.json's across_seeds"; fail=1; }
+import json, statistics, sys
+r = json.load(open(sys.argv[1]))
+for key, at in [("brier", ("brier",)), ("forgetting", ("task_incremental", "forgetting")),
+                ("class_incremental_average_accuracy", ("class_incremental", "average_accuracy"))]:
+    values = []
+    for run in r["runs"]:
+        v = run
+        for k in at:
+            v = v[k]
+        values.append(v)
+    got = r["across_seeds"][key]
+    assert abs(got["mean"] - statistics.mean(values)) < 1e-12, (key, got, values)
+    assert abs(got["std"] - statistics.stdev(values)) < 1e-12, (key, got, values)
+PY
+fi
 grep -q '"lr_schedule": "constant"' "$scratch/run/results.json" || { echo "FAIL: results.json lacks lr_schedule"; fail=1; }
 [ "$(wc -l < "$scratch/run/accuracy_matrix.csv")" -eq 6 ] || { echo "FAIL: accuracy_matrix.csv is not 1 header + 5 rows"; fail=1; }
 head -1 "$scratch/run/accuracy_matrix.csv" | grep -qx "after_task,task_1,task_2,task_3,task_4,task_5" ||

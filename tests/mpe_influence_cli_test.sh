@@ -22,6 +22,7 @@ printf '3\n99999999\n' > "$scratch/far.txt"
 expect 1 "index 99999999 is outside the training set" -- "$bin" $quick --remove-indices "$scratch/far.txt"
 expect 2 "perturbation form" -- "$bin" $quick --form cubic
 expect 2 "--threads: '-1' is not an integer from 0 to 4096" -- "$bin" --data-dir "$data" --threads -1
+expect 2 "--train-size 70000 is more than the 60000 training images" -- "$bin" --data-dir "$data" --train-size 70000 --threads 1
 expect 2 "model must be mlp or lenet5" -- "$bin" $quick --model resnet
 expect 2 "converge-epochs and --per-example-steps must be > 0" -- "$bin" $quick --retrain --remove-class 3 --converge-epochs 0
 expect 2 "converge-lr must be a finite number > 0, got -1" -- "$bin" $quick --retrain --remove-class 3 --converge-lr -1

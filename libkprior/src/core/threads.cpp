@@ -1,5 +1,6 @@
 #include "kprior/core/threads.h"
 
+#include <sched.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -11,6 +12,14 @@
 namespace kprior {
 
 int hardware_threads() {
+  // The cores this process may run on (taskset, a container's cpuset), not the machine's:
+  // more threads than those only wait for each other.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    const int n = CPU_COUNT(&allowed);
+    if (n > 0) return n;
+  }
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
 }

@@ -4,7 +4,7 @@
 
 namespace kprior {
 
-/// Number of hardware threads (at least 1).
+/// Number of hardware threads this process may run on (its CPU affinity; at least 1).
 int hardware_threads();
 
 /// Sets LibTorch's intra-op threads; 0 means all hardware threads, and more than there are
