@@ -226,7 +226,7 @@ void require_same_data(const std::string& ckpt, const std::string& saved_config,
     throw kprior::FileError(ckpt, "was trained on other data than --data-dir " + config["data_dir"].get<std::string>() +
                                       " holds (" + (saved.contains("data_dir") ? "it was trained from " +
                                                     saved["data_dir"].dump() + "; " : std::string()) +
-                                      "the tasks' classes, sizes or labels, or the boundary sample, differ): resume "
+                                      "the tasks' classes, sizes, labels or images, or the boundary sample, differ): resume "
                                       "with that data");
   }
 }

@@ -850,7 +850,7 @@ TEST_CASE("ImageList::sample_per_class: a fixed random draw per class, in the li
   CHECK_THROWS_AS(list.sample_per_class(-1), kprior::UsageError);
 }
 
-TEST_CASE("sequence_fingerprint: the same data gives the same value, other labels another", "[datasets]") {
+TEST_CASE("sequence_fingerprint: the same data gives the same value, other data another", "[datasets]") {
   TempDir tmp;
   kprior::testing::write_jpeg_tree((tmp.path() / "tiny-imagenet-200").string(), 20, 3, 1, true);
   BenchmarkOptions one, two;
@@ -862,14 +862,19 @@ TEST_CASE("sequence_fingerprint: the same data gives the same value, other label
   BenchmarkOptions smaller = one;
   smaller.boundary_sample_per_class = 2;
   CHECK(f1 != sequence_fingerprint(make_benchmark("split-tinyimagenet", tmp.path().string(), smaller)));
-  // Permuted sequences: the permutations follow the seed, the labels do not.
-  const Dataset train{torch::rand({6, 1, 2, 2}), torch::tensor({0, 1, 2, 0, 1, 2})};
-  const Dataset test{torch::rand({3, 1, 2, 2}), torch::tensor({0, 1, 2})};
-  CHECK(sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 1)) ==
-        sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 2)));
-  const Dataset relabelled{train.inputs, torch::tensor({0, 1, 2, 0, 2, 1})};
+  // Split sequences: the same data gives the same value; the images of two examples of
+  // different tasks swapped (the labels as they were), another, as another permutation does.
+  const Dataset train{torch::rand({8, 1, 4, 4}), torch::tensor({0, 1, 2, 3, 0, 1, 2, 3})};
+  const Dataset test{torch::rand({4, 1, 4, 4}), torch::tensor({0, 1, 2, 3})};
+  const auto split = [&](const Dataset& d) { return sequence_fingerprint(make_split_sequence("s", d, test, {{0, 1}, {2, 3}}, 4)); };
+  CHECK(split(train) == split(Dataset{train.inputs.clone(), train.targets.clone()}));
+  const auto images = train.inputs.clone();
+  images[0].copy_(train.inputs[2]);
+  images[2].copy_(train.inputs[0]);
+  const Dataset swapped{images, train.targets};
+  CHECK(split(train) != split(swapped));
   CHECK(sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 1)) !=
-        sequence_fingerprint(make_permuted_sequence("p", relabelled, test, 3, 1)));
+        sequence_fingerprint(make_permuted_sequence("p", train, test, 3, 2)));
 }
 
 TEST_CASE("JPEG trees: the boundary sample holds the chosen number of images per class", "[datasets]") {

@@ -30,6 +30,9 @@ class Fingerprint {
   }
   /// Adds every element of an integer tensor (any device), as int64, in order.
   Fingerprint& add_integers(const torch::Tensor& values);
+  /// Adds the bit patterns of every element of a floating-point tensor (any device) as float32,
+  /// in order: exact, so equal values give equal fingerprints on any machine.
+  Fingerprint& add_float_bits(const torch::Tensor& values);
   uint64_t value() const { return h_; }
 
  private:

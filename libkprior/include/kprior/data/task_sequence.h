@@ -52,9 +52,10 @@ struct TaskSequence {
   std::vector<int64_t> classes_seen(int64_t last) const;
 };
 
-/// A fingerprint of what a sequence holds: per task its classes, training and test sizes and
-/// labels, and the class names. Equal for the same data; in practice different for other
-/// files, another subset or another class order (not for other pixels with the same labels).
+/// A fingerprint of what a sequence holds: per task its classes, training and test sizes,
+/// labels and eight input values of every example, and the class names. Equal for the same
+/// data (bit for bit, on any machine); in practice different for other files, another subset,
+/// other labels on the same images, another class order or another permutation.
 uint64_t sequence_fingerprint(const TaskSequence& seq);
 
 /// One task of a split sequence: the examples of `group` (global labels), named by its classes
