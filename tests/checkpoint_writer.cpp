@@ -2,10 +2,18 @@
 // endless loop, generation g holding a large tensor filled with g, until it is killed.
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <string>
+
 #include "kprior/checkpoint/file.h"
 
 int main(int argc, char** argv) {
-  if (argc != 2) return 2;
+  // It never stops by itself: anything but one file path (e.g. --help) gets the usage, not an
+  // endless stream of checkpoints written under that name.
+  if (argc != 2 || argv[1][0] == '-') {
+    std::fputs("usage: checkpoint_writer FILE   (writes checkpoints to FILE until killed; for the kill test)\n", stderr);
+    return 2;
+  }
   for (int64_t g = 0;; ++g) {
     kprior::checkpoint::Tree tree;
     tree.put_attr("@content", std::string("kill-test"));
