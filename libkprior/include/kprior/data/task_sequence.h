@@ -53,9 +53,10 @@ struct TaskSequence {
 };
 
 /// A fingerprint of what a sequence holds: per task its classes, training and test sizes,
-/// labels and eight input values of every example, and the class names. Equal for the same
-/// data (bit for bit, on any machine); in practice different for other files, another subset,
-/// other labels on the same images, another class order or another permutation.
+/// labels and, for data held as read (not a streamed JPEG tree, whose decoded floats may differ
+/// in the last bits elsewhere), eight input values of every example; and the class names.
+/// Equal for the same data; in practice different for other files, another subset, other
+/// labels on the same images, another class order or another permutation.
 uint64_t sequence_fingerprint(const TaskSequence& seq);
 
 /// One task of a split sequence: the examples of `group` (global labels), named by its classes
