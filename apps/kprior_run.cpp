@@ -212,15 +212,19 @@ std::string given_options(const CLI::App& cli, const std::string& data_dir) {
   return out.dump();
 }
 
-// A resumed run must see the data it was trained on: another --data-dir with the same shapes
-// would train on silently. Checkpoints from before the fingerprint was recorded are not checked.
-void require_same_data(const std::string& ckpt, const std::string& saved_config, const json& config) {
-  json saved;
+// A checkpoint's config@json; a FileError naming the file when it is not JSON.
+json parse_saved_config(const std::string& ckpt, const std::string& text) {
   try {
-    saved = json::parse(saved_config);
+    return json::parse(text);
   } catch (const json::exception&) {
     throw kprior::FileError(ckpt, "attribute 'config@json' is not valid JSON");
   }
+}
+
+// A resumed run must see the data it was trained on: another --data-dir with the same shapes
+// would train on silently. Checkpoints from before the fingerprint was recorded are not checked.
+void require_same_data(const std::string& ckpt, const std::string& saved_config, const json& config) {
+  const json saved = parse_saved_config(ckpt, saved_config);
   if (!saved.is_object() || !saved.contains("data_fingerprint")) return;
   if (saved["data_fingerprint"] != config["data_fingerprint"]) {
     throw kprior::FileError(ckpt, "was trained on other data than --data-dir " + config["data_dir"].get<std::string>() +
@@ -286,12 +290,7 @@ std::vector<std::string> resumed_arguments(const std::vector<std::string>& args,
   }
   // A run saved before --lr-schedule existed trained with a constant rate: it continues so
   // (its configuration has no "lr_schedule"; today's IVON default is cosine).
-  json config;
-  try {
-    config = json::parse(info.config_json);
-  } catch (const json::exception&) {
-    throw kprior::FileError(path, "attribute 'config@json' is not valid JSON");
-  }
+  const json config = parse_saved_config(path, info.config_json);
   if (config.is_object() && !config.contains("lr_schedule")) out.push_back("--lr-schedule=constant");
   // The layout is part of a run (IVON draws its noise in the weights' memory order): a run
   // continues with the layout it used, the one `auto` resolved to when it started, whatever

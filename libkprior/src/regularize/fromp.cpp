@@ -21,12 +21,9 @@ torch::Tensor fromp_quadratic(const torch::Tensor& probs, const torch::Tensor& o
 
 torch::Tensor FROMP::penalty(nn::TapedModule& model, int64_t /*task_size*/) {
   if (memories_.empty()) return {};
-  // The memory's function values m(w) in eval mode, as at the boundary that computed m̄ and
-  // the kernels, and as the published code's step does (model.eval() before the memory pass):
-  // f_w is the deterministic network — no dropout noise in m(w) − m̄, and BatchNorm on its
-  // running statistics (in train mode the memory batch's own statistics would enter its
-  // function values and update the running statistics).
-  nn::EvalModeGuard eval(model);
+  // m(w) comes from memory_head_logits, in eval mode as every memory term (and as the
+  // published code's step: model.eval() before the memory pass): the f_w that gave m̄ and
+  // the kernels, without dropout noise or the memory batch's own BatchNorm statistics.
   // In fp32 even in a bf16 run: K⁻¹ (jitter down to 1e-6) would amplify bf16's rounding of
   // m(w) into a spurious pull away from m̄.
   nn::ForwardPrecisionGuard fp32(model, nn::Precision::Float32);
