@@ -17,7 +17,11 @@
 # the summary is printed before a 10-minute limit); logs go to $build-logs/, and a short
 # summary is printed last (the device tool returns only the last 12,000 characters).
 # Usage, from the repository root: ./scripts/gpu-check.sh   (KPRIOR_BUILD_DIR: default build-gpu)
-# Needs the bundled data (data/mnist10k, data/fashion-mnist) in the working tree.
+# Needs the bundled data (data/mnist10k, data/fashion-mnist) in the working tree: through the
+# device tool, run data/prepare.sh here first and carry both folders (they are git-ignored).
+# Through the device tool (its limit_s may be below timeout_s when little device time is left):
+#   KPRIOR_GPU_CHECK_BUDGET=$((limit_s - 45)) ./scripts/gpu-check.sh; rc=$?;
+#   cp -r build-gpu-logs "$OUT"/; exit $rc        # the step logs come back with the summary
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${KPRIOR_BUILD_DIR:-$root/build-gpu}
@@ -124,7 +128,8 @@ fi
   run_step bench-jpeg 90 "$build/bench/bench_image_loader" --images 512 --rounds 2
 
 # ---- 4. CTest, then the optional measurements ---------------------------------------------------
-run_step ctest 240 ctest --test-dir "$build" --output-on-failure -j 8 --timeout 200
+# 8 test processes at once: 2 threads each, or 8 × all cores of OpenMP fight for 16 cores.
+run_step ctest 240 env OMP_NUM_THREADS=2 ctest --test-dir "$build" --output-on-failure -j 8 --timeout 200
 if [ -x "$bench" ]; then
   run_step bench-fp32 120 "$bench" --device cuda --steps 20 --warmup 5 --rounds 2
   run_step bench-bf16 90 "$bench" --device cuda --bf16 --steps 30 --warmup 10 --rounds 2
@@ -143,7 +148,7 @@ for name in $failed; do
   [ -f "$logs/$name.log" ] || continue
   echo "---- $name failed: log tail ($logs/$name.log) ----"
   if [ "$name" = build ]; then
-    grep -m 12 -B 2 -A 6 -E "error|FAILED" "$logs/build.log" | cut -c1-300
+    grep -m 12 -B 2 -A 6 -E "error:|FAILED:" "$logs/build.log" | cut -c1-300
   elif [ "$name" = ctest ] && grep -q "tests passed" "$logs/ctest.log"; then
     grep -E "\*\*\*|Failed|tests passed|FAILED|REQUIRE|CHECK" "$logs/ctest.log" | head -40 | cut -c1-300
   else
@@ -157,6 +162,9 @@ echo
 echo "==== kprior GPU check summary ($(( $(date +%s) - t0 )) s) ===="
 echo "GPU: $gpu"
 echo "torch: $pytorch; $jobs cores; bundled data: $data_ok"
+# Two OpenMP runtimes (the system's libgomp for our -fopenmp code, a renamed copy in the pip
+# wheel for LibTorch) would leave our inline parallel loops outside --threads: say which.
+[ -x "$run" ] && echo "OpenMP runtimes of kprior-run: $(ldd "$run" 2>/dev/null | grep -oE 'lib(g|i)?omp[^ ]*' | sort -u | tr '\n' ' ')"
 echo "-- steps --"
 cat "$status"
 if [ -f "$logs/cuda-tests.log" ]; then

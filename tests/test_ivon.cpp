@@ -319,6 +319,31 @@ TEST_CASE("IVON sample guard restores the mean, also after an exception", "[opti
   CHECK(torch::equal(w.detach(), m1));
 }
 
+TEST_CASE("IVON's default sample is a prediction sample, as the published sampled_params()", "[optim]") {
+  // The published `sampled_params(train=False)`: code ported from its Bayesian-model-average
+  // example must neither record a gradient nor touch .grad.
+  auto w = torch::tensor({1.0, -2.0}, torch::kFloat64).requires_grad_();
+  IVON opt({w}, IVONOptions(0.1, 10.0));
+  (w * w).sum().backward();  // a gradient the user has not consumed yet: 2w
+  const auto grad = w.grad().clone();
+  const auto mean = w.detach().clone();
+  torch::Tensor sampled;
+  {
+    auto s = opt.sampled_params();
+    sampled = w.detach().clone();
+  }
+  CHECK_FALSE(torch::equal(sampled, mean));  // a sample was written ...
+  CHECK(torch::equal(w.detach(), mean));     // ... and the mean restored
+  CHECK(torch::equal(w.grad(), grad));       // the gradient is untouched
+  CHECK(opt.pending_samples() == 0);         // nothing recorded
+  CHECK_THROWS_WITH(opt.step(), Catch::Matchers::Contains("no sample since the last step"));
+  {
+    auto s = opt.sampled_params(true);       // a training sample zeroes and records
+    CHECK(w.grad().abs().sum().item<double>() == 0.0);
+  }
+  CHECK(opt.pending_samples() == 1);
+}
+
 TEST_CASE("IVON leaves frozen parameters alone and treats a missing gradient as zero", "[optim]") {
   auto used = torch::tensor({0.5, -0.5}, torch::kFloat64).requires_grad_();
   auto unused = torch::tensor({2.0, -3.0}, torch::kFloat64).requires_grad_();

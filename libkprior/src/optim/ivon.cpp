@@ -60,7 +60,7 @@ void IVONOptions::validate() const {
 
 SampleGuard::SampleGuard(IVON* owner, bool train)
     : owner_(owner), train_(train), uncaught_(std::uncaught_exceptions()) {
-  owner_->begin_sample();
+  owner_->begin_sample(train);
 }
 
 SampleGuard::SampleGuard(SampleGuard&& other) noexcept
@@ -194,7 +194,7 @@ void IVON::draw_noise_flat(const std::vector<torch::Tensor*>& params,
 
 SampleGuard IVON::sampled_params(bool train) { return SampleGuard(this, train); }
 
-void IVON::begin_sample() {
+void IVON::begin_sample(bool train) {
   if (sampling_) {
     throw Error("IVON::sampled_params: a sample is already active; destroy its guard first");
   }
@@ -248,8 +248,9 @@ void IVON::begin_sample() {
         }
       }
     }
-    // This sample's gradient alone will be in .grad: zero them (one multi-tensor op).
-    if (!grads.empty()) at::_foreach_zero_(grads);
+    // A training sample's gradient alone will be in .grad: zero them (one multi-tensor op).
+    // A prediction sample (train = false) leaves the gradients alone, as the published code.
+    if (train && !grads.empty()) at::_foreach_zero_(grads);
     if (!user_noise) {
       std::vector<torch::Tensor*> ps, es;
       for (auto& l : lists) {

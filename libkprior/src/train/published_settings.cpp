@@ -49,8 +49,9 @@ IvonSettings ivon_settings(const std::string& benchmark, bool with_fromp) {
   // finetune 91.37 → 93.29; split-Fashion FROMP 95.97 ± 2.26 → 98.66 ± 0.29. But permuted-MNIST
   // FROMP (10 tasks, one head), seeds 0 and 1: 90.31 and 90.84 constant, 89.24 and 89.68
   // cosine: it keeps the constant rate. The image benchmarks (not measured) take the cosine
-  // schedule; their other IVON settings are the ones above and IVON's defaults (lr 0.1,
-  // δ 1e-4, β2 0.99999), not IVON's single-task CIFAR or ImageNet recipes.
+  // schedule; their other IVON settings are the ones above, kprior-run's lr 0.1 and the
+  // published package's defaults (δ 1e-4, β2 0.99999), not IVON's single-task CIFAR or
+  // ImageNet recipes.
   s.lr_schedule = benchmark == "permuted-mnist" ? LrSchedule::Constant : LrSchedule::Cosine;
   if (with_fromp && benchmark == "split-mnist") {
     // Many small noisy steps: FROMP with IVON on split-MNIST, tuned on seeds 10-14 and checked

@@ -43,8 +43,9 @@ using NoiseSource =
     std::function<torch::Tensor(size_t group, size_t param, const torch::Tensor& like)>;
 
 /// Options of IVON. Fields marked [group] may differ between parameter groups; the others are
-/// read from the optimizer's defaults only. Defaults are the paper's (Shen et al. 2024, §4
-/// and Appendix; the ImageNet/CIFAR recipes are in METHODS.md §1).
+/// read from the optimizer's defaults only. Defaults are those of the published `ivon` package
+/// (Shen et al. 2024; the paper's Algorithm 1 is rescale_lr(false); the ImageNet/CIFAR recipes
+/// are in METHODS.md §1).
 struct IVONOptions : public torch::optim::OptimizerCloneableOptions<IVONOptions> {
   /// `lr` (α, required) and `ess` (λ, the effective sample size, required; set it to the
   /// training-set size N for a posterior of the data).
@@ -109,9 +110,12 @@ class IVON : public torch::optim::Optimizer {
   IVON(std::vector<torch::Tensor> params, IVONOptions defaults);
 
   /// Writes θ = m + σ ⊙ ε into the parameters and returns the guard that restores m.
-  /// Gradients of the sampled parameters are zeroed first, so the recorded gradient is this
-  /// sample's alone. Only one sample may be active at a time.
-  SampleGuard sampled_params(bool train = true);
+  /// train = true: a training sample, whose gradient the guard records for the next step();
+  /// gradients of the sampled parameters are zeroed first, so it is this sample's alone.
+  /// train = false (the default, as in the published `sampled_params(train=False)`): a
+  /// prediction sample (e.g. one term of a Bayesian model average); nothing is recorded and
+  /// gradients are left as they are. Only one sample may be active at a time.
+  SampleGuard sampled_params(bool train = false);
 
   /// Without a closure: one update from the samples recorded since the last step (throws
   /// kprior::Error if there are none). With a closure (which must zero gradients, run the
@@ -163,7 +167,7 @@ class IVON : public torch::optim::Optimizer {
   // Default noise for the multi-tensor path: *eps[i] ← ε shaped and laid out like *params[i].
   void draw_noise_flat(const std::vector<torch::Tensor*>& params,
                        const std::vector<torch::Tensor*>& eps);
-  void begin_sample();
+  void begin_sample(bool train);
   void end_sample(bool record);
   void update();
 
