@@ -20,6 +20,7 @@
 #include "kprior/core/random.h"
 #include "kprior/core/threads.h"
 #include "kprior/core/version.h"
+#include "kprior/data/channel_stats.h"
 #include "kprior/data/dataset.h"
 #include "kprior/image/grid.h"
 #include "kprior/image/png.h"
@@ -47,7 +48,7 @@ const std::vector<std::string> kFashionNames = {"t-shirt", "trouser", "pullover"
 struct Options {
   std::string data_dir = "data", out_dir = "out/mpe-influence", model = "mlp", optimizer = "adam";
   std::string checkpoint, remove_class, remove_indices, form = "diagonal", protocols = "published,converge";
-  std::string per_example_optimizer = "sgd", posterior = "laplace";
+  std::string per_example_optimizer = "sgd", posterior = "laplace", inputs = "standardized";
   int64_t epochs = 0, batch_size = 256, train_size = 0, top_k = 0, per_example = 0;
   int64_t retrain_epochs = 0, converge_epochs = 30, per_example_steps = 100;
   double lr = 0, final_lr = 0, prior_precision = 100, converge_lr = 1e-3, per_example_lr = 0.01;
@@ -60,6 +61,29 @@ struct Options {
 
 std::string fashion_dir(const std::string& dir) {
   return fs::exists(fs::path(dir) / "fashion-mnist") ? (fs::path(dir) / "fashion-mnist").string() : dir;
+}
+
+// The inputs a model sees: "standardized" as the publication's Fashion-MNIST transform
+// ((x − 0.2860)/0.3530 on pixels in [0, 1]), or "unit" (pixels in [0, 1], what mpe-influence
+// trained on before 2026-11-28; model files of then record no input scaling).
+void scale_inputs(data::Dataset& train, data::Dataset& test, const std::string& inputs) {
+  if (inputs == "unit") return;
+  data::normalize_grey(train.inputs, data::fashion_mnist_stats());
+  data::normalize_grey(test.inputs, data::fashion_mnist_stats());
+}
+
+// The input scaling the model in a model file was trained with (its recorded training settings).
+std::string inputs_of_file(const json& training, const CLI::App& cli, const Options& o) {
+  const auto saved = training.is_object() && training.contains("inputs") ? training["inputs"].get<std::string>() : "unit";
+  if (cli.get_option("--inputs")->count() > 0 && o.inputs != saved) {
+    throw UsageError("--inputs " + o.inputs + ": the model in " + o.checkpoint + " was trained on " + saved +
+                     " inputs, which it is evaluated on");
+  }
+  if (!training.is_object() || !training.contains("inputs")) {
+    fmt::print("note: {} records no input scaling (written before 2026-11-28): its model saw pixels in [0, 1] "
+               "(--inputs unit)\n", o.checkpoint);
+  }
+  return saved;
 }
 
 std::shared_ptr<nn::TapedModule> make_model(const std::string& name) {
@@ -202,7 +226,7 @@ void require_protocol_options(const CLI::App& cli, const std::vector<ProtocolRun
 json training_settings(const Options& o, const train::FitOptions& fit, const std::string& posterior) {
   return {{"optimizer", o.optimizer}, {"posterior", posterior}, {"epochs", fit.epochs()}, {"lr", fit.lr()},
           {"final_lr", fit.final_lr()}, {"batch_size", fit.batch_size()}, {"prior_precision", fit.prior_precision()},
-          {"seed", o.seed}, {"data_dir", o.data_dir}};
+          {"seed", o.seed}, {"data_dir", o.data_dir}, {"inputs", o.inputs}};
 }
 
 }  // namespace
@@ -231,6 +255,12 @@ int main(int argc, char** argv) {
   cli.add_option("--batch-size", o.batch_size, "training batch size")->capture_default_str();
   cli.add_option("--prior-precision", o.prior_precision, "δ, the prior precision of the summed loss")->capture_default_str();
   cli.add_option("--train-size", o.train_size, "use the first N training images (default, or 0: all 60,000)");
+  cli.add_option("--inputs", o.inputs,
+                 "standardized: (x - 0.2860)/0.3530 for pixels x in [0, 1], the publication's\n"
+                 "Fashion-MNIST normalisation; unit: x in [0, 1] (models of kprior before\n"
+                 "2026-11-28). With --checkpoint: the file's")
+      ->check(CLI::IsMember({"standardized", "unit"}))
+      ->capture_default_str();
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
   cli.add_option("--threads", o.threads, "CPU threads (0 = all; at most the cores)")
       ->check(kprior::app::integer_in(0, 4096))
@@ -321,7 +351,7 @@ int main(int argc, char** argv) {
     require_protocol_options(cli, protocols);
     const auto dir = fashion_dir(o.data_dir);
     auto train_set = data::load_mnist_dir(dir, data::Split::Train);
-    const auto test_set = data::load_mnist_dir(dir, data::Split::Test);
+    auto test_set = data::load_mnist_dir(dir, data::Split::Test);
     if (o.train_size > train_set.size()) {
       throw UsageError("--train-size " + std::to_string(o.train_size) + " is more than the " +
                        std::to_string(train_set.size()) + " training images in " + dir);
@@ -349,6 +379,8 @@ int main(int argc, char** argv) {
       // How the file's model was trained (files written before the record: unknown).
       summary["training"] = loaded.training ? json::parse(loaded.training->settings_json, nullptr, false) : json(nullptr);
       if (summary["training"].is_discarded()) throw FileError(o.checkpoint, "its training settings are not JSON");
+      o.inputs = inputs_of_file(summary["training"], cli, o);
+      scale_inputs(train_set, test_set, o.inputs);
       o.prior_precision = loaded.prior_precision;
       summary["prior_precision"] = o.prior_precision;  // the file's δ
       if (o.retrain) protocols = retraining_protocols(o);  // retrain towards the file's δ
@@ -356,9 +388,10 @@ int main(int argc, char** argv) {
       model->eval();
       fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
     } else {
+      scale_inputs(train_set, test_set, o.inputs);
       const auto fit = training_options(o);
-      fmt::print("training {} on {} Fashion-MNIST images: {} epochs, {} lr {}, δ = {}\n", o.model,
-                 train_set.size(), fit.epochs(), o.optimizer, fit.lr(), o.prior_precision);
+      fmt::print("training {} on {} Fashion-MNIST images ({} inputs): {} epochs, {} lr {}, δ = {}\n", o.model,
+                 train_set.size(), o.inputs, fit.epochs(), o.optimizer, fit.lr(), o.prior_precision);
       const auto report = train::fit_map(*model, train_set, cols, fit, [&](int64_t e, double loss) {
         fmt::print("  epoch {}/{}  loss {:.4f}\n", e + 1, fit.epochs(), loss);
         std::fflush(stdout);
@@ -379,6 +412,7 @@ int main(int argc, char** argv) {
                                   summary["training"].dump()});
     }
     summary["posterior"] = q->source();
+    summary["inputs"] = o.inputs;
     const auto test_q = train::evaluate_fit(*model, test_set, cols);
     const auto train_q = train::evaluate_fit(*model, train_set, cols);
     summary["test"] = {{"nll", test_q.nll}, {"accuracy", test_q.accuracy}};
@@ -607,8 +641,9 @@ int main(int argc, char** argv) {
         csv << fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f}\n", r + 1, i, y, kFashionNames[static_cast<size_t>(y)],
                            score[i].item<double>(), sens.nll[i].item<double>(), sens.loo_nll[i].item<double>());
       }
-      image::write_png(o.out_dir + "/top_influential.png",
-                       image::labelled_grid(train_set.inputs.index_select(0, idx), labels, {10, 2}));
+      auto images = train_set.inputs.index_select(0, idx);  // a copy: shown as pixels in [0, 1]
+      if (o.inputs == "standardized") data::denormalize_grey(images, data::fashion_mnist_stats());
+      image::write_png(o.out_dir + "/top_influential.png", image::labelled_grid(images, labels, {10, 2}));
       fmt::print("wrote the {} most influential training images to {}/top_influential.png\n", top.size(), o.out_dir);
     }
     std::ofstream(o.out_dir + "/summary.json") << summary.dump(2) << "\n";

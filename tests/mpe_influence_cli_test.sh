@@ -71,7 +71,7 @@ a=$(grep '^3,' "$scratch/run/class_removal.csv" | cut -d, -f1-5)
 b=$(grep '^3,' "$scratch/again/class_removal.csv" | cut -d, -f1-5)
 [ "$a" = "$b" ] || { echo "FAIL: estimates differ after reloading: '$a' vs '$b'"; fail=1; }
 # Retraining a loaded model keeps the file's δ (here 50, not the default 100).
-expect 0 "training mlp on 2000 Fashion-MNIST images" -- "$bin" $quick --prior-precision 50 --out "$scratch/d50" --remove-class 3
+expect 0 "training mlp on 2000 Fashion-MNIST images (standardized inputs)" -- "$bin" $quick --prior-precision 50 --out "$scratch/d50" --remove-class 3
 expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/d50/model.h5" --remove-class 3 --retrain --protocols converge \
   --converge-epochs 1 --out "$scratch/d50-retrain"
 grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "FAIL: summary.json lacks the file's δ"; fail=1; }
@@ -80,4 +80,53 @@ grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "F
 expect 2 "holds a mlp model, not a lenet5-tanh-avgpool one: --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
 : > "$scratch/a-file"
 expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"
+# The inputs are standardised as the publication's (x - 0.2860)/0.3530, recorded in model.h5:
+# numpy's forward pass of the saved weights on the IDX pixels so scaled gives the saved logits.
+# A model file without the record (before 2026-11-28) is evaluated on pixels in [0, 1].
+python=""
+for p in "${KPRIOR_PYTHON:-}" python3 /usr/bin/python3; do
+  if [ -n "$p" ] && "$p" -c "import numpy, h5py" 2>/dev/null; then python=$p; break; fi
+done
+if [ -n "$python" ]; then
+  cat > "$scratch/forward.py" <<'PY'
+# forward.py DATA_DIR MODEL_H5 INFLUENCE_H5 SCALE: max |numpy logits - saved logits| (first N images).
+import gzip, sys, h5py, numpy as np
+data, model, influence, scale = sys.argv[1:5]
+with h5py.File(model, "r") as f:
+    w = {k: f["model/" + k][()].astype(np.float64) for k in f["model"]}
+with h5py.File(influence, "r") as f:
+    saved = f["sensitivities/logits"][()]
+raw = gzip.open(data + "/fashion-mnist/train-images-idx3-ubyte.gz").read()
+x = np.frombuffer(raw, np.uint8, offset=16)[: saved.shape[0] * 784].reshape(-1, 784) / 255.0
+if scale == "standardized":
+    x = (x - 0.2860) / 0.3530
+h = np.tanh(x @ w["fc0.weight"].T + w["fc0.bias"])
+h = np.tanh(h @ w["fc1.weight"].T + w["fc1.bias"])
+print("%.3g" % np.abs(h @ w["fc2.weight"].T + w["fc2.bias"] - saved).max())
+PY
+  err=$("$python" "$scratch/forward.py" "$data" "$scratch/run/model.h5" "$scratch/run/influence.h5" standardized)
+  "$python" -c "import sys; sys.exit(0 if float(sys.argv[1]) < 1e-4 else 1)" "$err" ||
+    { echo "FAIL: logits of standardised inputs differ from numpy's by $err"; fail=1; }
+  grep -q '"inputs": "standardized"' "$scratch/run/summary.json" || { echo "FAIL: summary.json lacks the inputs"; fail=1; }
+  expect 2 "--inputs unit: the model in $scratch/run/model.h5 was trained on standardized inputs" -- "$bin" $load \
+    --checkpoint "$scratch/run/model.h5" --inputs unit --out "$scratch/unit-mismatch"
+  cp "$scratch/run/model.h5" "$scratch/old-model.h5"
+  "$python" - "$scratch/old-model.h5" "$(dirname "$0")" <<'PY'
+import json, sys, h5py
+sys.path.insert(0, sys.argv[2])
+import renew_envelope
+with h5py.File(sys.argv[1], "r+") as f:
+    settings = json.loads(f["training"].attrs["settings"])
+    del settings["inputs"]
+    f["training"].attrs["settings"] = json.dumps(settings)
+renew_envelope.renew(sys.argv[1])
+PY
+  expect 0 "records no input scaling" -- "$bin" $load --checkpoint "$scratch/old-model.h5" --out "$scratch/old"
+  grep -q '"inputs": "unit"' "$scratch/old/summary.json" || { echo "FAIL: an old model file is not read as unit inputs"; fail=1; }
+  err=$("$python" "$scratch/forward.py" "$data" "$scratch/old-model.h5" "$scratch/old/influence.h5" unit)
+  "$python" -c "import sys; sys.exit(0 if float(sys.argv[1]) < 1e-4 else 1)" "$err" ||
+    { echo "FAIL: an old model file's logits differ from numpy's on [0, 1] inputs by $err"; fail=1; }
+else
+  echo "note: no Python with numpy and h5py: the input scaling is not checked against numpy"
+fi
 exit $fail

@@ -25,6 +25,7 @@
 #include "kprior/data/benchmarks.h"
 #include "kprior/data/channel_stats.h"
 #include "kprior/data/cifar.h"
+#include "kprior/data/dataset.h"
 #include "kprior/data/image_loader.h"
 #include "kprior/data/jpeg.h"
 #include "kprior/image/grid.h"
@@ -514,6 +515,23 @@ TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming 
   std::ofstream(tmp.file("cut.jpg"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() * 6 / 10));
   CHECK(decode_jpeg(tmp.file("whole.jpg")).height == 40);
   CHECK_THAT(file_error([&] { decode_jpeg(tmp.file("cut.jpg")); }), Contains("cut.jpg: cannot decode JPEG: Premature end of JPEG file"));
+}
+
+TEST_CASE("Fashion-MNIST's grey statistics are those of its 60,000 training images", "[datasets]") {
+  // The constants (the memory-perturbation code's normalisation) against the bundled data.
+  const auto dir = std::string(KPRIOR_SOURCE_DIR) + "/data/fashion-mnist";
+  REQUIRE(std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz"));  // data/prepare.sh
+  auto train = kprior::data::load_mnist_dir(dir, kprior::data::Split::Train);
+  REQUIRE(train.size() == 60000);
+  const auto x = train.inputs.to(torch::kFloat64);
+  const auto stats = fashion_mnist_stats();
+  CHECK(x.mean().item<double>() == Approx(stats.mean).margin(5e-5));
+  CHECK(x.std().item<double>() == Approx(stats.std).margin(5e-5));
+  // Standardised, the training pixels have mean 0 and std 1; undone, they are as read.
+  const auto z = normalize_grey(train.inputs.clone(), stats).to(torch::kFloat64);
+  CHECK(z.mean().item<double>() == Approx(0).margin(2e-4));
+  CHECK(z.std().item<double>() == Approx(1).margin(2e-4));
+  CHECK(torch::allclose(denormalize_grey(normalize_grey(train.inputs.clone(), stats), stats), train.inputs, 1e-6, 1e-6));
 }
 
 TEST_CASE("showing images: the JPEG benchmarks' normalisation undone, [0, 1] pixels drawn as they are", "[datasets]") {

@@ -15,6 +15,16 @@ ChannelStats cifar100_stats() { return {{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0
 
 ChannelStats imagenet_stats() { return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}; }
 
+GreyStats fashion_mnist_stats() { return {0.2860f, 0.3530f}; }
+
+torch::Tensor normalize_grey(torch::Tensor images, const GreyStats& stats) {
+  return images.sub_(stats.mean).div_(stats.std);
+}
+
+torch::Tensor denormalize_grey(torch::Tensor images, const GreyStats& stats) {
+  return images.mul_(stats.std).add_(stats.mean);
+}
+
 namespace {
 
 // The statistics as [3, 1, 1] tensors of `images`' type and device, after checking the shape.

@@ -21,6 +21,21 @@ ChannelStats cifar100_stats();
 /// 0.225); also used for TinyImageNet, a subset of ImageNet.
 ChannelStats imagenet_stats();
 
+/// One grey channel's statistics, for images of any shape.
+struct GreyStats {
+  float mean;
+  float std;
+};
+
+/// Fashion-MNIST training set (60,000 images in [0, 1]): mean 0.2860, std 0.3530, the values
+/// the memory-perturbation code normalises with (Nickl et al., NeurIPS 2023).
+GreyStats fashion_mnist_stats();
+
+/// x ← (x − mean) / std in place for float images in [0, 1] of any shape; returns them.
+torch::Tensor normalize_grey(torch::Tensor images, const GreyStats& stats);
+/// The inverse, x ← x·std + mean, in place.
+torch::Tensor denormalize_grey(torch::Tensor images, const GreyStats& stats);
+
 /// Normalises float images [N, 3, H, W] (or [3, H, W]) in [0, 1] in place, and returns them.
 torch::Tensor normalize_channels(torch::Tensor images, const ChannelStats& stats);
 
