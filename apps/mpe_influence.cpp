@@ -580,6 +580,7 @@ int main(int argc, char** argv) {
       const auto order = random_permutation(train_set.size(), mix_seed(o.seed, 0x5e1f));
       const auto p0 = torch::softmax(sens.logits, 1);
       const auto est_probs = influence::perturbed_probabilities(sens);
+      const auto est_l1_linear = influence::linearized_softmax_l1(sens);  // the publication's
       fmt::print("single-example removals: {} examples, {} full-batch {} steps each at lr {:g}\n",
                  std::min<int64_t>(o.per_example, train_set.size()),
                  o.per_example_steps, o.per_example_optimizer, o.per_example_lr);
@@ -593,8 +594,9 @@ int main(int argc, char** argv) {
       }
       influence::set_weights(*model, weights);
       std::ofstream csv(o.out_dir + "/per_example.csv");
-      csv << "index,label,estimated_change_true_class,true_change_true_class,estimated_l1,true_l1\n";
-      std::vector<double> est_all, true_all, est_y, true_y;
+      csv << "index,label,estimated_change_true_class,true_change_true_class,estimated_l1,true_l1,"
+             "estimated_l1_linear\n";
+      std::vector<double> est_all, true_all, est_y, true_y, est_l1, est_l1_lin, true_l1;
       const auto n = std::min<int64_t>(o.per_example, train_set.size());
       for (int64_t k = 0; k < n; ++k) {
         const int64_t i = order[static_cast<size_t>(k)];
@@ -609,8 +611,11 @@ int main(int argc, char** argv) {
         }
         est_y.push_back(est[y].item<double>());
         true_y.push_back(tru[y].item<double>());
-        csv << fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g}\n", i, y, est_y.back(), true_y.back(),
-                           est.abs().sum().item<double>(), tru.abs().sum().item<double>());
+        est_l1.push_back(est.abs().sum().item<double>());
+        true_l1.push_back(tru.abs().sum().item<double>());
+        est_l1_lin.push_back(est_l1_linear[i].item<double>());
+        csv << fmt::format("{},{},{:.8g},{:.8g},{:.8g},{:.8g},{:.8g}\n", i, y, est_y.back(), true_y.back(),
+                           est_l1.back(), true_l1.back(), est_l1_lin.back());
         if ((k + 1) % 10 == 0 || k + 1 == n) {
           fmt::print("  {}/{} removed and retrained\n", k + 1, n);
           std::fflush(stdout);
@@ -618,11 +623,15 @@ int main(int argc, char** argv) {
       }
       summary["per_example"] = {{"examples", n}, {"steps", o.per_example_steps}, {"lr", o.per_example_lr},
                                 {"all_outputs", correlations(est_all, true_all)},
-                                {"true_class", correlations(est_y, true_y)}};
+                                {"true_class", correlations(est_y, true_y)},
+                                {"l1", correlations(est_l1, true_l1)},
+                                {"l1_linear", correlations(est_l1_lin, true_l1)}};
       if (n >= 2) {
         fmt::print("per example: estimated vs true softmax change, all outputs Pearson {}; true class Pearson {} Spearman {}\n",
                    fixed(metrics::pearson(est_all, true_all), 3), fixed(metrics::pearson(est_y, true_y), 3),
                    fixed(metrics::spearman(est_y, true_y), 3));
+        fmt::print("per example: L1 of the softmax change, Spearman {} (the publication's linearised estimate: {})\n",
+                   fixed(metrics::spearman(est_l1, true_l1), 3), fixed(metrics::spearman(est_l1_lin, true_l1), 3));
       }
     }
 

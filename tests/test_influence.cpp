@@ -176,6 +176,9 @@ TEST_CASE("Sensitivities match the oracle Jacobian, in any batching", "[influenc
     CHECK(max_abs(s.deviation - dev) < 1e-12);
     const auto loo = -torch::log_softmax(f + dev, 1).gather(1, y.unsqueeze(1)).squeeze(1);
     CHECK(max_abs(s.loo_nll - loo) < 1e-12);
+    // The publication's linearised L1 softmax change, Σ_k |e_k p_k(1 − p_k) V_kk|, in any form.
+    const auto l1 = (e * p * (1 - p) * torch::diagonal(V, 0, 1, 2)).abs().sum(1);
+    CHECK(max_abs(influence::linearized_softmax_l1(s) - l1) < 1e-12);
     const auto whole = influence::sensitivities(*net, x, y, cols, var, form, 1024);
     CHECK(max_abs(whole.loo_nll - s.loo_nll) < 1e-12);  // batching changes the BLAS blocking only
   }

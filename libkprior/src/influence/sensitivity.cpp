@@ -114,4 +114,9 @@ torch::Tensor perturbed_probabilities(const Sensitivities& s) {
   return torch::softmax(s.logits + s.deviation, 1);
 }
 
+torch::Tensor linearized_softmax_l1(const Sensitivities& s) {
+  const auto p = torch::softmax(s.logits.to(torch::kFloat64), 1);
+  return (p * (1 - p) * s.residual.to(torch::kFloat64) * s.variance.to(torch::kFloat64)).abs().sum(1);
+}
+
 }  // namespace kprior::influence

@@ -47,4 +47,12 @@ std::vector<int64_t> top_influential(const Sensitivities& s, int64_t k);
 /// Estimated probabilities after removing each example from the data: softmax(f_i + Δf_i).
 torch::Tensor perturbed_probabilities(const Sensitivities& s);
 
+/// The publication's estimate of how far each example's softmax output moves when it is
+/// removed, in L1 [N]: Σ_k |e_ik λ_ik v_ik| with λ_ik = p_ik(1 − p_ik) (Nickl et al., NeurIPS
+/// 2023, the sensitivities of its Fig. 2 and `3_validation_sensitivities.py`): the diagonal-form
+/// logit shift v ⊙ e through the diagonal of the softmax Jacobian, whatever form `s` was
+/// computed with. perturbed_probabilities − softmax(f) is the same shift through the whole
+/// softmax (off-diagonal terms and curvature included).
+torch::Tensor linearized_softmax_l1(const Sensitivities& s);
+
 }  // namespace kprior::influence
