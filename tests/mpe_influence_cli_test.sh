@@ -80,6 +80,10 @@ grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "F
 expect 2 "holds a mlp model, not a lenet5-tanh-avgpool one: --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
 : > "$scratch/a-file"
 expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"
+# With SGD the learning rates default to the publication's: MLP 1e-2 → 1e-3.
+expect 0 "training mlp on 2000 Fashion-MNIST images (standardized inputs): 1 epochs, sgd lr 0.01" -- "$bin" $quick \
+  --optimizer sgd --out "$scratch/sgd"
+grep -q '"final_lr": 0.001' "$scratch/sgd/summary.json" || { echo "FAIL: SGD's final lr is not the published 1e-3"; fail=1; }
 # The inputs are standardised as the publication's (x - 0.2860)/0.3530, recorded in model.h5:
 # numpy's forward pass of the saved weights on the IDX pixels so scaled gives the saved logits.
 # A model file without the record (before 2026-11-28) is evaluated on pixels in [0, 1].
