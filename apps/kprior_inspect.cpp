@@ -30,9 +30,31 @@ json nan_to_null(const std::vector<double>& row) {
   return out;
 }
 
+// An mpe-influence model file: what it is and how it was trained (its inputs: files that do not
+// record them were trained on pixels in [0, 1]).
+void print_model_file(const kprior::checkpoint::Summary& s) {
+  fmt::print("mpe-influence model: {}, prior precision δ = {:g}\n", s.architecture, s.prior_precision);
+  if (s.training_settings_json.empty()) return;
+  const auto t = json::parse(s.training_settings_json, nullptr, false);
+  if (t.is_discarded() || !t.is_object()) return;
+  fmt::print("trained on {} examples: {}, {} epochs, lr {} → {}, batch {}, seed {}; inputs {}\n",
+             s.training_examples, t.value("optimizer", "?"), t.value("epochs", 0), t.value("lr", 0.0),
+             t.value("final_lr", 0.0), t.value("batch_size", 0), t.value("seed", 0),
+             !t.contains("inputs")       ? "unit (not recorded: an older file)"
+             : t["inputs"].is_string()   ? t["inputs"].get<std::string>()
+                                         : t["inputs"].dump());
+}
+
 json summary_json(const kprior::checkpoint::Summary& s) {
   json out = {{"file", s.file}, {"producer", s.producer}, {"format_version", s.format_version},
               {"content", s.content}, {"parameters", s.parameters}};
+  if (!s.architecture.empty()) {
+    out["model"] = {{"architecture", s.architecture}, {"prior_precision", s.prior_precision}};
+    if (!s.training_settings_json.empty()) {
+      out["training"] = {{"examples", s.training_examples},
+                         {"settings", json::parse(s.training_settings_json, nullptr, false)}};
+    }
+  }
   if (s.content == "run") {
     out["run"] = {{"benchmark", s.benchmark}, {"seed", s.seed}, {"num_tasks", s.num_tasks},
                   {"tasks_completed", s.tasks_completed}, {"config", json::parse(s.config_json)}};
@@ -63,6 +85,7 @@ void print_summary(const kprior::checkpoint::Summary& s) {
     fmt::print("run: {}, method {}, optimizer {}, seed {}; {} of {} tasks learned\n", s.benchmark,
                cfg.value("method", "?"), cfg.value("optimizer", "?"), s.seed, s.tasks_completed, s.num_tasks);
   }
+  if (!s.architecture.empty()) print_model_file(s);
   if (s.parameter_tensors > 0) {
     fmt::print("model: {} parameters in {} tensors\n", s.parameters, s.parameter_tensors);
   } else if (!s.content.empty() && s.content != "run") {

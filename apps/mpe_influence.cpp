@@ -65,7 +65,7 @@ std::string fashion_dir(const std::string& dir) {
 
 // The inputs a model sees: "standardized" as the publication's Fashion-MNIST transform
 // ((x − 0.2860)/0.3530 on pixels in [0, 1]), or "unit" (pixels in [0, 1], what mpe-influence
-// trained on before 2026-11-28; model files of then record no input scaling).
+// trained on before it standardised; model files of then record no input scaling).
 void scale_inputs(data::Dataset& train, data::Dataset& test, const std::string& inputs) {
   if (inputs == "unit") return;
   data::normalize_grey(train.inputs, data::fashion_mnist_stats());
@@ -74,13 +74,19 @@ void scale_inputs(data::Dataset& train, data::Dataset& test, const std::string& 
 
 // The input scaling the model in a model file was trained with (its recorded training settings).
 std::string inputs_of_file(const json& training, const CLI::App& cli, const Options& o) {
-  const auto saved = training.is_object() && training.contains("inputs") ? training["inputs"].get<std::string>() : "unit";
+  const bool recorded = training.is_object() && training.contains("inputs");
+  const auto saved = recorded && training["inputs"].is_string() ? training["inputs"].get<std::string>()
+                     : recorded                                 ? training["inputs"].dump()
+                                                                : "unit";
+  if (saved != "standardized" && saved != "unit") {
+    throw FileError(o.checkpoint, "its training settings name inputs " + saved + ", not standardized or unit");
+  }
   if (cli.get_option("--inputs")->count() > 0 && o.inputs != saved) {
     throw UsageError("--inputs " + o.inputs + ": the model in " + o.checkpoint + " was trained on " + saved +
                      " inputs, which it is evaluated on");
   }
-  if (!training.is_object() || !training.contains("inputs")) {
-    fmt::print("note: {} records no input scaling (written before 2026-11-28): its model saw pixels in [0, 1] "
+  if (!recorded) {
+    fmt::print("note: {} records no input scaling (an older file): its model saw pixels in [0, 1] "
                "(--inputs unit)\n", o.checkpoint);
   }
   return saved;
@@ -165,14 +171,15 @@ train::FitOptions training_options(const Options& o) {
   // 1e-2 → 1e-3, LeNet-5 1e-1 → 1e-3); Adam and IVON, not used there, the optimizer's rate
   // decayed to lr/100.
   const bool sgd = opt == train::OptimizerKind::SGD;
-  const double lr = o.lr > 0 ? o.lr : sgd ? (o.model == "mlp" ? 1e-2 : 1e-1) : train::default_lr(opt);
+  const double published_lr = o.model == "mlp" ? 1e-2 : 1e-1;
+  const double lr = o.lr > 0 ? o.lr : sgd ? published_lr : train::default_lr(opt);
   // A cosine decay ends training close to a minimum, where the Laplace posterior and the
   // perturbation equation are meant to be applied (with a constant lr the last iterate is
   // noisy, and even tiny-lr retraining on all data still improves it).
   return train::FitOptions()
       .optimizer(opt)
       .lr(lr)
-      .final_lr(o.final_lr > 0 ? o.final_lr : sgd && o.lr <= 0 ? 1e-3 : lr / 100)
+      .final_lr(o.final_lr > 0 ? o.final_lr : sgd && lr == published_lr ? 1e-3 : lr / 100)
       .epochs(o.epochs > 0 ? o.epochs : (o.model == "mlp" ? 30 : 10))
       .batch_size(o.batch_size)
       .prior_precision(o.prior_precision)
@@ -255,14 +262,14 @@ int main(int argc, char** argv) {
                  "with adam: laplace (diagonal GGN, the default) or adam (from Adam's second moments)")->capture_default_str();
   cli.add_option("--epochs", o.epochs, "training epochs (default, or 0: mlp 30, lenet5 10)");
   cli.add_option("--lr", o.lr, "learning rate (default: adam 1e-3, ivon 0.1; sgd as published: mlp 1e-2,\nlenet5 1e-1)");
-  cli.add_option("--final-lr", o.final_lr, "learning rate at the end of the cosine decay (default: lr/100; sgd at its\npublished lr: 1e-3)");
+  cli.add_option("--final-lr", o.final_lr, "learning rate at the end of the cosine decay (default: lr/100; sgd at the\npublished lr: 1e-3)");
   cli.add_option("--batch-size", o.batch_size, "training batch size")->capture_default_str();
   cli.add_option("--prior-precision", o.prior_precision, "δ, the prior precision of the summed loss")->capture_default_str();
   cli.add_option("--train-size", o.train_size, "use the first N training images (default, or 0: all 60,000)");
   cli.add_option("--inputs", o.inputs,
                  "standardized: (x - 0.2860)/0.3530 for pixels x in [0, 1], the publication's\n"
-                 "Fashion-MNIST normalisation; unit: x in [0, 1] (models of kprior before\n"
-                 "2026-11-28). With --checkpoint: the file's")
+                 "Fashion-MNIST normalisation; unit: x in [0, 1] (model files that record no\n"
+                 "scaling). With --checkpoint: the file's")
       ->check(CLI::IsMember({"standardized", "unit"}))
       ->capture_default_str();
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
@@ -654,9 +661,10 @@ int main(int argc, char** argv) {
         csv << fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f}\n", r + 1, i, y, kFashionNames[static_cast<size_t>(y)],
                            score[i].item<double>(), sens.nll[i].item<double>(), sens.loo_nll[i].item<double>());
       }
-      auto images = train_set.inputs.index_select(0, idx);  // a copy: shown as pixels in [0, 1]
+      auto images = train_set.inputs.index_select(0, idx);  // a copy: drawn as the pixels were
       if (o.inputs == "standardized") data::denormalize_grey(images, data::fashion_mnist_stats());
-      image::write_png(o.out_dir + "/top_influential.png", image::labelled_grid(images, labels, {10, 2}));
+      image::write_png(o.out_dir + "/top_influential.png",
+                       image::labelled_grid(images, labels, {10, 2, /*unit_range=*/true}));
       fmt::print("wrote the {} most influential training images to {}/top_influential.png\n", top.size(), o.out_dir);
     }
     std::ofstream(o.out_dir + "/summary.json") << summary.dump(2) << "\n";

@@ -19,13 +19,18 @@
 # Usage, from the repository root: ./scripts/gpu-check.sh   (KPRIOR_BUILD_DIR: default build-gpu)
 # Needs the bundled data (data/mnist10k, data/fashion-mnist) in the working tree: through the
 # device tool, run data/prepare.sh here first and carry both folders (they are git-ignored).
-# Through the device tool (its limit_s may be below timeout_s when little device time is left):
-#   KPRIOR_GPU_CHECK_BUDGET=$((limit_s - 45)) ./scripts/gpu-check.sh; rc=$?;
+# Through the device tool, with a budget 45 s under the run's limit (status's budget_left_s
+# may leave less than timeout_s), e.g. for a 600 s limit:
+#   KPRIOR_GPU_CHECK_BUDGET=555 ./scripts/gpu-check.sh; rc=$?;
 #   cp -r build-gpu-logs "$OUT"/; exit $rc        # the step logs come back with the summary
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${KPRIOR_BUILD_DIR:-$root/build-gpu}
 budget=${KPRIOR_GPU_CHECK_BUDGET:-540}
+case $budget in
+  ''|*[!0-9]*) echo "gpu-check: KPRIOR_GPU_CHECK_BUDGET must be whole seconds, got '$budget'" >&2; exit 2 ;;
+esac
+[ "$budget" -ge 120 ] || { echo "gpu-check: a budget of ${budget}s is too short to build (>= 120 s)" >&2; exit 2; }
 logs=$build-logs
 mkdir -p "$logs"
 status=$logs/status.txt
@@ -73,6 +78,7 @@ pytorch=$(python3 -c 'import torch;print(torch.__version__, "cuda", torch.versio
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>/dev/null)
 data_ok=yes
 [ -f "$root/data/mnist10k/train-images-idx3-ubyte" ] || data_ok="no (data/mnist10k missing: kprior-run and the data tests fail)"
+[ -f "$root/data/fashion-mnist/train-images-idx3-ubyte.gz" ] || data_ok="no (data/fashion-mnist missing: the datasets and mpe tests fail)"
 
 # ---- configure and build ----------------------------------------------------------------------
 run_step configure 150 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \

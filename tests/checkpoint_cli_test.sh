@@ -60,6 +60,7 @@ with h5py.File(path, "r+") as f:
         f["config"].attrs["json"] = json.dumps(config)
     else:  # before learner@regularizers was written
         del f["learner"].attrs["regularizers"]
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.environ["KPRIOR_TESTS"])
 import renew_envelope
 renew_envelope.renew(path)

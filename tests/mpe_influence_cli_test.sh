@@ -114,17 +114,30 @@ PY
   grep -q '"inputs": "standardized"' "$scratch/run/summary.json" || { echo "FAIL: summary.json lacks the inputs"; fail=1; }
   expect 2 "--inputs unit: the model in $scratch/run/model.h5 was trained on standardized inputs" -- "$bin" $load \
     --checkpoint "$scratch/run/model.h5" --inputs unit --out "$scratch/unit-mismatch"
-  cp "$scratch/run/model.h5" "$scratch/old-model.h5"
-  "$python" - "$scratch/old-model.h5" "$(dirname "$0")" <<'PY'
+  expect 0 "trained on 2000 examples: adam, 1 epochs, lr 0.001 → 1e-05, batch 256, seed 0; inputs standardized" -- \
+    "$1/kprior-inspect" "$scratch/run/model.h5"
+  # set-inputs.py FILE VALUE: the file's recorded input scaling set to VALUE ('-': removed).
+  cat > "$scratch/set-inputs.py" <<'PY'
 import json, sys, h5py
-sys.path.insert(0, sys.argv[2])
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[3])
 import renew_envelope
 with h5py.File(sys.argv[1], "r+") as f:
     settings = json.loads(f["training"].attrs["settings"])
-    del settings["inputs"]
+    if sys.argv[2] == "-":
+        del settings["inputs"]
+    else:
+        settings["inputs"] = sys.argv[2]
     f["training"].attrs["settings"] = json.dumps(settings)
 renew_envelope.renew(sys.argv[1])
 PY
+  cp "$scratch/run/model.h5" "$scratch/odd-model.h5"
+  "$python" "$scratch/set-inputs.py" "$scratch/odd-model.h5" grey "$(dirname "$0")"
+  expect 1 "odd-model.h5: its training settings name inputs grey, not standardized or unit" -- "$bin" $load \
+    --checkpoint "$scratch/odd-model.h5" --out "$scratch/odd"
+  cp "$scratch/run/model.h5" "$scratch/old-model.h5"
+  "$python" "$scratch/set-inputs.py" "$scratch/old-model.h5" - "$(dirname "$0")"
+  expect 0 "inputs unit (not recorded: an older file)" -- "$1/kprior-inspect" "$scratch/old-model.h5"
   expect 0 "records no input scaling" -- "$bin" $load --checkpoint "$scratch/old-model.h5" --out "$scratch/old"
   grep -q '"inputs": "unit"' "$scratch/old/summary.json" || { echo "FAIL: an old model file is not read as unit inputs"; fail=1; }
   err=$("$python" "$scratch/forward.py" "$data" "$scratch/old-model.h5" "$scratch/old/influence.h5" unit)

@@ -520,7 +520,8 @@ TEST_CASE("JPEG: files that are not JPEG or do not decode are FileErrors naming 
 TEST_CASE("Fashion-MNIST's grey statistics are those of its 60,000 training images", "[datasets]") {
   // The constants (the memory-perturbation code's normalisation) against the bundled data.
   const auto dir = std::string(KPRIOR_SOURCE_DIR) + "/data/fashion-mnist";
-  REQUIRE(std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz"));  // data/prepare.sh
+  INFO("the bundled Fashion-MNIST (data/prepare.sh writes it): " << dir);
+  REQUIRE(std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz"));
   auto train = kprior::data::load_mnist_dir(dir, kprior::data::Split::Train);
   REQUIRE(train.size() == 60000);
   const auto x = train.inputs.to(torch::kFloat64);

@@ -34,6 +34,14 @@ Summary summarize(const Tree& tree) {
     s.seed = tree.integer("run@seed");
     s.tasks_completed = tree.integer("learner@tasks_observed");
   }
+  if (tree.has_attr("model@architecture")) {  // an mpe-influence model file
+    s.architecture = tree.text("model@architecture");
+    if (tree.has_attr("model@prior_precision")) s.prior_precision = tree.real("model@prior_precision");
+    if (tree.has_attr("training@examples")) {
+      s.training_examples = tree.integer("training@examples");
+      s.training_settings_json = tree.text("training@settings");
+    }
+  }
   for (const auto& name : tree.children("model")) {
     s.parameters += tree.tensor("model/" + name).numel();
     ++s.parameter_tensors;

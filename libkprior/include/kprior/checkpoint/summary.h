@@ -26,6 +26,11 @@ struct Summary {
   std::string file, producer, content;
   int64_t format_version = 0;
   std::string benchmark, config_json;  // run checkpoints only
+  /// mpe-influence model files only: architecture, δ, training-set size and the JSON training
+  /// settings (empty for files written before they were recorded).
+  std::string architecture, training_settings_json;
+  double prior_precision = 0;
+  int64_t training_examples = 0;
   int64_t num_tasks = 0, tasks_completed = 0, seed = 0;
   int64_t parameters = 0, parameter_tensors = 0;
   bool has_posterior = false;
