@@ -23,9 +23,7 @@ if(KPRIOR_BUILD_TESTS)
   # Catch2 v3 provides Catch2::Catch2WithMain with its own main(); v2 (Debian 12) has the
   # same target name from 2.13.x. tests/catch.h picks the matching header.
 endif()
-if(KPRIOR_BUILD_BENCH)
-  find_package(benchmark REQUIRED)
-endif()
+# The benchmarks (bench/) are plain timing programs: no Google Benchmark to find.
 
 # torch bundles its own fmt (v12 in pip torch 2.x) whose headers shadow the system's; the
 # header-only target avoids link errors against the wrong fmt version on both machines.

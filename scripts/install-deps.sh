@@ -3,7 +3,7 @@
 set -eu
 packages="build-essential cmake ninja-build ccache pkg-config git ca-certificates
   libtorch-dev libopenblas0-openmp libeigen3-dev libhdf5-dev libfmt-dev catch2
-  libcli11-dev nlohmann-json3-dev libbenchmark-dev zlib1g-dev libjpeg-dev libpng-dev
+  libcli11-dev nlohmann-json3-dev zlib1g-dev libjpeg-dev libpng-dev
   dataset-fashion-mnist nodejs npm
   python3-numpy python3-matplotlib python3-h5py python3-ipykernel jupyter-nbconvert"
 missing=""
