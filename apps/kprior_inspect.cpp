@@ -36,7 +36,11 @@ void print_model_file(const kprior::checkpoint::Summary& s) {
   fmt::print("mpe-influence model: {}, prior precision δ = {:g}\n", s.architecture, s.prior_precision);
   if (s.training_settings_json.empty()) return;
   const auto t = json::parse(s.training_settings_json, nullptr, false);
-  if (t.is_discarded() || !t.is_object()) return;
+  if (t.is_discarded() || !t.is_object()) {
+    fmt::print("trained on {} examples; its training settings are not JSON: {}\n", s.training_examples,
+               s.training_settings_json);
+    return;
+  }
   fmt::print("trained on {} examples: {}, {} epochs, lr {} → {}, batch {}, seed {}; inputs {}\n",
              s.training_examples, t.value("optimizer", "?"), t.value("epochs", 0), t.value("lr", 0.0),
              t.value("final_lr", 0.0), t.value("batch_size", 0), t.value("seed", 0),
@@ -51,8 +55,9 @@ json summary_json(const kprior::checkpoint::Summary& s) {
   if (!s.architecture.empty()) {
     out["model"] = {{"architecture", s.architecture}, {"prior_precision", s.prior_precision}};
     if (!s.training_settings_json.empty()) {
-      out["training"] = {{"examples", s.training_examples},
-                         {"settings", json::parse(s.training_settings_json, nullptr, false)}};
+      auto settings = json::parse(s.training_settings_json, nullptr, false);
+      if (settings.is_discarded()) settings = s.training_settings_json;  // not JSON: kept as text
+      out["training"] = {{"examples", s.training_examples}, {"settings", settings}};
     }
   }
   if (s.content == "run") {
@@ -136,7 +141,7 @@ int main(int argc, char** argv) {
   std::string file, png;
   bool as_json = false;
   int64_t task = -1, columns = 10, scale = 2;
-  cli.add_option("FILE", file, "checkpoint (.h5) written by kprior-run or the library")->required();
+  cli.add_option("FILE", file, "checkpoint (.h5) written by kprior-run or the library, or mpe-influence's model.h5\nor influence.h5")->required();
   cli.add_flag("--json", as_json, "print the summary as JSON");
   auto* o_task = cli.add_option("--export-memory", task, "task whose memory to draw, numbered from 1 as kprior-run\nprints them (needs --png)");
   auto* o_png = cli.add_option("--png", png, "PNG file for --export-memory");

@@ -92,6 +92,45 @@ std::string inputs_of_file(const json& training, const CLI::App& cli, const Opti
   return saved;
 }
 
+// Refuses, before any training, removals the training set cannot give: a class it does not
+// hold (a small --train-size), or single removals from fewer than two examples.
+void require_removable(const data::Dataset& train, const std::vector<int64_t>& classes, int64_t per_example) {
+  const auto counts = torch::bincount(train.targets, {}, 10);
+  for (const auto c : classes) {
+    if (counts[c].item<int64_t>() == 0) {
+      throw UsageError(fmt::format("--remove-class: class {} ({}) has no examples among the {} training images",
+                                   c, kFashionNames[static_cast<size_t>(c)], train.size()));
+    }
+  }
+  if (per_example > 0 && train.size() < 2) {
+    throw UsageError("--per-example needs at least 2 training images to remove one and retrain");
+  }
+}
+
+// A loaded model's retraining (the converge protocol) uses the optimizer and batch size it
+// was trained with, unless --optimizer or --batch-size say otherwise.
+void adopt_file_training(const json& training, const CLI::App& cli, Options& o) {
+  if (cli.get_option("--optimizer")->count() == 0 && training.contains("optimizer") && training["optimizer"].is_string()) {
+    o.optimizer = training["optimizer"].get<std::string>();
+  }
+  if (cli.get_option("--batch-size")->count() == 0 && training.contains("batch_size") &&
+      training["batch_size"].is_number_integer()) {
+    o.batch_size = training["batch_size"].get<int64_t>();
+  }
+}
+
+// Creates --out and removes the files of an earlier run there that this one will not write
+// (they would be read as this run's); model.h5 stays (it may be this run's --checkpoint).
+void prepare_output_dir(const Options& o, const std::vector<int64_t>& remove) {
+  app::create_output_dir(o.out_dir);
+  std::vector<std::string> stale;
+  if (remove.empty()) stale.push_back("class_removal.csv");
+  if (o.per_example == 0) stale.push_back("per_example.csv");
+  if (o.top_k == 0) stale.insert(stale.end(), {"top_influential.csv", "top_influential.png"});
+  if (!o.plot) stale.push_back("influence.png");
+  for (const auto& name : stale) fs::remove(fs::path(o.out_dir) / name);
+}
+
 std::shared_ptr<nn::TapedModule> make_model(const std::string& name) {
   // The publication's models: a 32-16 tanh MLP and LeNet-5 with tanh and average pooling
   // (Nickl et al. 2023, §4 and App. D).
@@ -269,7 +308,7 @@ int main(int argc, char** argv) {
   cli.add_option("--inputs", o.inputs,
                  "standardized: (x - 0.2860)/0.3530 for pixels x in [0, 1], the publication's\n"
                  "Fashion-MNIST normalisation; unit: x in [0, 1] (model files that record no\n"
-                 "scaling). With --checkpoint: the file's")
+                 "scaling). With --checkpoint: the scaling the file's model was trained with")
       ->check(CLI::IsMember({"standardized", "unit"}))
       ->capture_default_str();
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
@@ -335,10 +374,29 @@ int main(int argc, char** argv) {
     require_positive("--per-example-lr", o.per_example_lr);
     require_positive("--prior-precision", o.prior_precision);
     if (o.batch_size <= 0) throw UsageError("--batch-size must be > 0");
-    try {
-      train::parse_optimizer(o.per_example_optimizer);
-    } catch (const UsageError& e) {
-      throw UsageError(std::string("--per-example-optimizer: ") + e.what());
+    for (const auto& [name, value] : {std::pair<const char*, std::string>{"--optimizer", o.optimizer},
+                                      {"--per-example-optimizer", o.per_example_optimizer}}) {
+      try {
+        train::parse_optimizer(value);
+      } catch (const UsageError& e) {
+        throw UsageError(std::string(name) + ": " + e.what());
+      }
+    }
+    if (o.set_form && remove.empty()) {
+      throw UsageError("--set-form adds the set form to --remove-class (a --remove-indices set always gets it)");
+    }
+    if (o.checkpoint.empty()) {
+      const auto fit = training_options(o);
+      if (fit.final_lr() > fit.lr()) {
+        throw UsageError(fmt::format("--final-lr {:g} is above the learning rate {:g}: the cosine schedule decays "
+                                     "from the one to the other", fit.final_lr(), fit.lr()));
+      }
+    } else if (cli.get_option("--seed")->count() > 0 && !o.retrain && o.per_example == 0) {
+      throw UsageError("--seed with --checkpoint acts only on --retrain and --per-example (the model comes from the "
+                       "file)");
+    }
+    if (!o.checkpoint.empty() && fs::is_directory(o.checkpoint)) {
+      throw FileError(o.checkpoint, "is a folder: give the model.h5 in it");
     }
     if (o.retrain && remove.empty() && o.remove_indices.empty()) {
       throw UsageError("--retrain retrains without removed data: give --remove-class or --remove-indices");
@@ -371,7 +429,7 @@ int main(int argc, char** argv) {
       train_set = train_set.subset(torch::arange(o.train_size));
     }
     const auto indices = o.remove_indices.empty() ? std::vector<int64_t>{} : read_indices(o.remove_indices, train_set.size());
-    app::create_output_dir(o.out_dir);
+    require_removable(train_set, remove, o.per_example);
     const std::vector<int64_t> cols = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     torch::manual_seed(o.seed);
     auto model = make_model(o.model);
@@ -391,7 +449,12 @@ int main(int argc, char** argv) {
       summary["training"] = loaded.training ? json::parse(loaded.training->settings_json, nullptr, false) : json(nullptr);
       if (summary["training"].is_discarded()) throw FileError(o.checkpoint, "its training settings are not JSON");
       o.inputs = inputs_of_file(summary["training"], cli, o);
+      if (summary["training"].is_object()) {
+        summary["training"]["inputs"] = o.inputs;  // "unit" for files that do not record it
+        adopt_file_training(summary["training"], cli, o);
+      }
       scale_inputs(train_set, test_set, o.inputs);
+      prepare_output_dir(o, remove);
       o.prior_precision = loaded.prior_precision;
       summary["prior_precision"] = o.prior_precision;  // the file's δ
       if (o.retrain) protocols = retraining_protocols(o);  // retrain towards the file's δ
@@ -400,6 +463,7 @@ int main(int argc, char** argv) {
       fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
     } else {
       scale_inputs(train_set, test_set, o.inputs);
+      prepare_output_dir(o, remove);
       const auto fit = training_options(o);
       fmt::print("training {} on {} Fashion-MNIST images ({} inputs): {} epochs, {} lr {}, δ = {}\n", o.model,
                  train_set.size(), o.inputs, fit.epochs(), o.optimizer, fit.lr(), o.prior_precision);
@@ -499,12 +563,12 @@ int main(int argc, char** argv) {
       json classes = json::array();
       for (size_t k = 0; k < chosen.size(); ++k) {
         const auto& e = chosen[k];
-        csv << fmt::format("{},{},{},{:.6f},{:.6f}", e.label, kFashionNames[static_cast<size_t>(e.label)], e.removed, e.train_nll, e.estimated_nll);
+        csv << fmt::format("{},{},{},{:.9g},{:.9g}", e.label, kFashionNames[static_cast<size_t>(e.label)], e.removed, e.train_nll, e.estimated_nll);
         json row = {{"class", e.label}, {"name", kFashionNames[static_cast<size_t>(e.label)]}, {"removed", e.removed},
                     {"train_nll", e.train_nll}, {"estimated_nll", e.estimated_nll}};
         if (o.set_form) {
           const auto& s = set_effects[k];
-          csv << fmt::format(",{:.6f},{:.6f},{:.6f}", s.removed_nll, s.test_nll, s.test_accuracy);
+          csv << fmt::format(",{:.9g},{:.9g},{:.9g}", s.removed_nll, s.test_nll, s.test_accuracy);
           row["set_form"] = {{"removed_nll", s.removed_nll}, {"test_nll", s.test_nll},
                              {"test_accuracy", s.test_accuracy}, {"clamped", s.clamped}};
         }
@@ -512,7 +576,7 @@ int main(int argc, char** argv) {
         for (const auto& p : protocols) {
           const auto& r = p.per_class[k];
           const double drop = p.control.test_accuracy - r.test_accuracy;
-          csv << fmt::format(",{:.6f},{:.6f},{:.6f},{:.6f}", r.test_nll, r.test_accuracy, drop, r.removed_nll);
+          csv << fmt::format(",{:.9g},{:.9g},{:.9g},{:.9g}", r.test_nll, r.test_accuracy, drop, r.removed_nll);
           row[p.name] = {{"test_nll", r.test_nll}, {"test_accuracy", r.test_accuracy},
                          {"accuracy_drop", drop}, {"removed_nll", r.removed_nll}, {"seconds", r.seconds}};
           fmt::print(" {:>12} {:>9}", fixed(r.test_nll), fixed(drop));
@@ -633,6 +697,7 @@ int main(int argc, char** argv) {
         }
       }
       summary["per_example"] = {{"examples", n}, {"steps", o.per_example_steps}, {"lr", o.per_example_lr},
+                                {"optimizer", o.per_example_optimizer},
                                 {"all_outputs", correlations(est_all, true_all)},
                                 {"true_class", correlations(est_y, true_y)},
                                 {"l1", correlations(est_l1, true_l1)},

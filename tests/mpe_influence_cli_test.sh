@@ -80,10 +80,34 @@ grep -q '"prior_precision": 50' "$scratch/d50-retrain/summary.json" || { echo "F
 expect 2 "holds a mlp model, not a lenet5-tanh-avgpool one: --model mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --model lenet5
 : > "$scratch/a-file"
 expect 1 "a-file: is a file, not an output folder" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/a-file"
+# Options that cannot act and removals the data cannot give are refused before training, and
+# leave no output folder behind.
+expect 2 "set-form adds the set form to --remove-class" -- "$bin" $quick --set-form --out "$scratch/none"
+expect 2 "final-lr 0.1 is above the learning rate 0.001" -- "$bin" $quick --final-lr 0.1 --out "$scratch/none"
+expect 2 "optimizer: optimizer must be" -- "$bin" $quick --optimizer foo --out "$scratch/none"
+expect 2 "remove-class: class 1 (trouser) has no examples among the 5 training images" -- "$bin" --data-dir "$data" \
+  --train-size 5 --epochs 1 --threads 1 --remove-class 1 --out "$scratch/none"
+case $out in *"training mlp"*) echo "FAIL: the missing class was found after training"; fail=1 ;; esac
+expect 2 "seed with --checkpoint acts only on --retrain and --per-example" -- "$bin" $load \
+  --checkpoint "$scratch/run/model.h5" --seed 3 --out "$scratch/none"
+expect 1 "is a folder: give the model.h5 in it" -- "$bin" $load --checkpoint "$scratch/run" --out "$scratch/none"
+[ ! -e "$scratch/none" ] || { echo "FAIL: a refused run left its output folder"; fail=1; }
+# A run into an earlier run's folder removes the outputs it does not write (not model.h5).
+cp -r "$scratch/run" "$scratch/reused"
+expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/reused"
+for f in class_removal.csv top_influential.png top_influential.csv; do
+  [ ! -e "$scratch/reused/$f" ] || { echo "FAIL: a stale $f stayed in a reused --out"; fail=1; }
+done
+[ -s "$scratch/reused/model.h5" ] || { echo "FAIL: a reused --out lost its model.h5"; fail=1; }
 # With SGD the learning rates default to the publication's: MLP 1e-2 → 1e-3.
 expect 0 "training mlp on 2000 Fashion-MNIST images (standardized inputs): 1 epochs, sgd lr 0.01" -- "$bin" $quick \
   --optimizer sgd --out "$scratch/sgd"
 grep -q '"final_lr": 0.001' "$scratch/sgd/summary.json" || { echo "FAIL: SGD's final lr is not the published 1e-3"; fail=1; }
+# A loaded model's converge protocol retrains with the optimizer the file's model was trained with.
+expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/sgd/model.h5" --remove-class 3 --retrain --protocols converge \
+  --converge-epochs 1 --out "$scratch/sgd-retrain"
+[ "$(grep -c '"optimizer": "sgd"' "$scratch/sgd-retrain/summary.json")" -ge 2 ] ||
+  { echo "FAIL: the converge protocol of an SGD model file did not retrain with SGD"; fail=1; }
 # The inputs are standardised as the publication's (x - 0.2860)/0.3530, recorded in model.h5:
 # numpy's forward pass of the saved weights on the IDX pixels so scaled gives the saved logits.
 # A model file without the record (before 2026-11-28) is evaluated on pixels in [0, 1].
