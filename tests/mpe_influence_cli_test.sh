@@ -159,6 +159,21 @@ PY
   "$python" "$scratch/set-inputs.py" "$scratch/odd-model.h5" grey "$(dirname "$0")"
   expect 1 "odd-model.h5: its training settings name inputs grey, not standardized or unit" -- "$bin" $load \
     --checkpoint "$scratch/odd-model.h5" --out "$scratch/odd"
+  # Settings that are not JSON: mpe-influence refuses the file; kprior-inspect --json stays JSON.
+  cp "$scratch/run/model.h5" "$scratch/text-model.h5"
+  "$python" - "$scratch/text-model.h5" "$(dirname "$0")" <<'PY'
+import sys, h5py
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[2])
+import renew_envelope
+with h5py.File(sys.argv[1], "r+") as f:
+    f["training"].attrs["settings"] = "trained by hand"
+renew_envelope.renew(sys.argv[1])
+PY
+  expect 1 "its training settings are not JSON" -- "$bin" $load --checkpoint "$scratch/text-model.h5" --out "$scratch/text"
+  "$1/kprior-inspect" "$scratch/text-model.h5" --json > "$scratch/text-inspect.json" 2>&1
+  "$python" -c 'import json, sys; assert json.load(open(sys.argv[1]))["training"]["settings"] == "trained by hand"' \
+    "$scratch/text-inspect.json" || { echo "FAIL: kprior-inspect --json of non-JSON settings"; fail=1; }
   cp "$scratch/run/model.h5" "$scratch/old-model.h5"
   "$python" "$scratch/set-inputs.py" "$scratch/old-model.h5" - "$(dirname "$0")"
   expect 0 "inputs unit (not recorded: an older file)" -- "$1/kprior-inspect" "$scratch/old-model.h5"
