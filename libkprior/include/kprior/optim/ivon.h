@@ -138,7 +138,7 @@ class IVON : public torch::optim::Optimizer {
   /// Gradient momentum g per trainable parameter (same order).
   std::vector<torch::Tensor> momentum() const;
 
-  /// Saves m, h, momentum, step count, every option and the noise generator's state.
+  /// Saves m, h, momentum, step count, every option but `noise` and `fused_cpu`, and the noise generator's state.
   void save(torch::serialize::OutputArchive& archive) const override;
   /// Restores what save() wrote; state moves to each parameter's device and dtype; m is
   /// copied into the parameters. Throws kprior::Error when the archive does not match

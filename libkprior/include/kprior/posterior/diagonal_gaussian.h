@@ -16,7 +16,7 @@ class DiagonalGaussian {
   DiagonalGaussian() = default;
   /// `mean` and `variance` must have the same number of tensors with equal shapes, variance
   /// finite and > 0 (throws kprior::UsageError otherwise). `source` names where it came from
-  /// ("ivon", "laplace-ggn", "adam", ...).
+  /// ("ivon", "laplace", "adam", ...).
   DiagonalGaussian(std::vector<torch::Tensor> mean, std::vector<torch::Tensor> variance,
                    std::string source);
 
