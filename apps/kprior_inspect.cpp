@@ -14,6 +14,7 @@
 #include "kprior/data/benchmarks.h"
 #include "kprior/image/grid.h"
 #include "kprior/image/png.h"
+#include "kprior/influence/files.h"
 
 namespace {
 
@@ -41,12 +42,16 @@ void print_model_file(const kprior::checkpoint::Summary& s) {
                s.training_settings_json);
     return;
   }
+  std::string inputs;
+  try {
+    const auto scaling = kprior::influence::recorded_input_scaling(s.file, s.training_settings_json);
+    inputs = scaling.recorded ? scaling.name : scaling.name + " (not recorded: an older file)";
+  } catch (const kprior::FileError&) {
+    inputs = t["inputs"].dump() + " (not a scaling mpe-influence knows)";
+  }
   fmt::print("trained on {} examples: {}, {} epochs, lr {} → {}, batch {}, seed {}; inputs {}\n",
              s.training_examples, t.value("optimizer", "?"), t.value("epochs", 0), t.value("lr", 0.0),
-             t.value("final_lr", 0.0), t.value("batch_size", 0), t.value("seed", 0),
-             !t.contains("inputs")       ? "unit (not recorded: an older file)"
-             : t["inputs"].is_string()   ? t["inputs"].get<std::string>()
-                                         : t["inputs"].dump());
+             t.value("final_lr", 0.0), t.value("batch_size", 0), t.value("seed", 0), inputs);
 }
 
 json summary_json(const kprior::checkpoint::Summary& s) {

@@ -72,20 +72,18 @@ void scale_inputs(data::Dataset& train, data::Dataset& test, const std::string& 
   data::normalize_grey(test.inputs, data::fashion_mnist_stats());
 }
 
-// The input scaling the model in a model file was trained with (its recorded training settings).
-std::string inputs_of_file(const json& training, const CLI::App& cli, const Options& o) {
-  const bool recorded = training.is_object() && training.contains("inputs");
-  const auto saved = recorded && training["inputs"].is_string() ? training["inputs"].get<std::string>()
-                     : recorded                                 ? training["inputs"].dump()
-                                                                : "unit";
-  if (saved != "standardized" && saved != "unit") {
-    throw FileError(o.checkpoint, "its training settings name inputs " + saved + ", not standardized or unit");
-  }
+// The input scaling the model in a model file was trained with (its recorded training settings;
+// files without a training record at all are older still: unit).
+std::string inputs_of_file(const std::optional<influence::TrainingRecord>& training, const CLI::App& cli,
+                           const Options& o) {
+  const auto scaling = training ? influence::recorded_input_scaling(o.checkpoint, training->settings_json)
+                                : influence::InputScaling{"unit", false};
+  const auto& saved = scaling.name;
   if (cli.get_option("--inputs")->count() > 0 && o.inputs != saved) {
     throw UsageError("--inputs " + o.inputs + ": the model in " + o.checkpoint + " was trained on " + saved +
                      " inputs, which it is evaluated on");
   }
-  if (!recorded) {
+  if (!scaling.recorded) {
     fmt::print("note: {} records no input scaling (an older file): its model saw pixels in [0, 1] "
                "(--inputs unit)\n", o.checkpoint);
   }
@@ -448,7 +446,7 @@ int main(int argc, char** argv) {
       // How the file's model was trained (files written before the record: unknown).
       summary["training"] = loaded.training ? json::parse(loaded.training->settings_json, nullptr, false) : json(nullptr);
       if (summary["training"].is_discarded()) throw FileError(o.checkpoint, "its training settings are not JSON");
-      o.inputs = inputs_of_file(summary["training"], cli, o);
+      o.inputs = inputs_of_file(loaded.training, cli, o);
       if (summary["training"].is_object()) {
         summary["training"]["inputs"] = o.inputs;  // "unit" for files that do not record it
         adopt_file_training(summary["training"], cli, o);

@@ -343,6 +343,19 @@ TEST_CASE("Logistic regression: MPE estimates match exact leave-one-out retraini
   CHECK(rel_diag < 0.7);
 }
 
+TEST_CASE("A model file's recorded input scaling; older files were trained on unit inputs", "[influence]") {
+  using kprior::influence::recorded_input_scaling;
+  CHECK(recorded_input_scaling("m.h5", R"({"inputs": "standardized", "lr": 0.1})").name == "standardized");
+  CHECK(recorded_input_scaling("m.h5", R"({"inputs": "unit"})").recorded);
+  const auto old = recorded_input_scaling("m.h5", R"({"optimizer": "adam"})");
+  CHECK(old.name == "unit");
+  CHECK_FALSE(old.recorded);
+  CHECK_THROWS_WITH(recorded_input_scaling("m.h5", R"({"inputs": 3})"),
+                    Catch::Matchers::Contains("m.h5: its training settings name inputs 3, not standardized or unit"));
+  CHECK_THROWS_WITH(recorded_input_scaling("m.h5", "adam, 30 epochs"),
+                    Catch::Matchers::Contains("m.h5: its training settings are not JSON"));
+}
+
 TEST_CASE("Model file: round trip, and clear errors for other files", "[influence]") {
   testing::TempDir tmp;
   const auto& dir = tmp.path();

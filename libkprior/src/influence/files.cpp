@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/core/error.h"
@@ -49,6 +51,20 @@ LoadedModel load_model_file(const std::string& path, torch::nn::Module& model, c
     loaded.training = TrainingRecord{tree.integer("training@examples"), *fingerprint, tree.text("training@settings")};
   }
   return loaded;
+}
+
+InputScaling recorded_input_scaling(const std::string& path, const std::string& settings_json) {
+  const auto settings = nlohmann::json::parse(settings_json, nullptr, false);
+  if (settings.is_discarded() || !settings.is_object()) {
+    throw FileError(path, "its training settings are not JSON");
+  }
+  if (!settings.contains("inputs")) return {"unit", false};
+  const auto& v = settings["inputs"];
+  const auto name = v.is_string() ? v.get<std::string>() : v.dump();
+  if (name != "standardized" && name != "unit") {
+    throw FileError(path, "its training settings name inputs " + name + ", not standardized or unit");
+  }
+  return {name, true};
 }
 
 void require_same_training_set(const std::string& path, const LoadedModel& loaded, const torch::Tensor& labels) {

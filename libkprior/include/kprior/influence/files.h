@@ -54,6 +54,16 @@ LoadedModel load_model_file(const std::string& path, torch::nn::Module& model, c
 /// examples whose labels are `labels`; files without a record pass.
 void require_same_training_set(const std::string& path, const LoadedModel& loaded, const torch::Tensor& labels);
 
+/// The input scaling a model file's training settings (JSON) record: "standardized" or
+/// "unit"; `recorded` is false for files that do not say, whose models were trained on "unit"
+/// inputs (kprior before mpe-influence standardised). Throws kprior::FileError naming `path`
+/// for settings that are not a JSON object or another scaling.
+struct InputScaling {
+  std::string name;
+  bool recorded = false;
+};
+InputScaling recorded_input_scaling(const std::string& path, const std::string& settings_json);
+
 /// Writes every training example's sensitivities with their labels.
 void save_sensitivities(const std::string& path, const Sensitivities& s, const torch::Tensor& labels,
                         Form form);
