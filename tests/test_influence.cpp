@@ -18,6 +18,7 @@
 #include "kprior/influence/perturbation.h"
 #include "kprior/influence/sensitivity.h"
 #include "kprior/influence/set_removal.h"
+#include "kprior/influence/single_removal.h"
 #include "kprior/linearize/linearize.h"
 #include "kprior/metrics/correlation.h"
 #include "kprior/nn/mlp.h"
@@ -341,6 +342,71 @@ TEST_CASE("Logistic regression: MPE estimates match exact leave-one-out retraini
   CHECK(rel_full < 0.1);
   CHECK(r_diag > 0.95);
   CHECK(rel_diag < 0.7);
+}
+
+TEST_CASE("Single removals: the retrained change is exact leave-one-out, the drift of retraining cancelled",
+          "[influence]") {
+  torch::manual_seed(17);
+  const int64_t n = 30, d = 4, c = 3;
+  const double delta = 1.0;
+  const auto x = torch::cat({torch::randn({n, d - 1}, torch::kFloat64), torch::ones({n, 1}, torch::kFloat64)}, 1);
+  const auto y = torch::randint(0, c, {n}, torch::kLong);
+  const std::vector<int64_t> cols = {0, 1, 2};
+  LinearNet net(d, c);
+  net.to(torch::kFloat64);
+  fit_exactly(net, x, y, delta);
+  const auto optimum = net.fc->weight.detach().clone();
+  const auto q = posterior::laplace(net.parameters(),
+                                    linearize::curvature_diagonal(net, x, y, cols, linearize::Curvature::GGN),
+                                    delta);
+  const auto s = influence::sensitivities(net, x, y, cols, q.variance(), influence::Form::Full);
+  // Warm starts away from the optimum: retraining moves every prediction by itself, and
+  // only the control run's subtraction leaves the removal's own effect.
+  const std::vector<torch::Tensor> start = {optimum + 0.3 * torch::randn_like(optimum)};
+  const std::vector<int64_t> removed = {0, 7, 19};
+  // Full-batch heavy-ball steps on a strongly convex objective: converged to ~1e-10.
+  const auto fit = train::FitOptions()
+                       .optimizer(train::OptimizerKind::SGD)
+                       .lr(0.5)
+                       .final_lr(-1)
+                       .epochs(3000)
+                       .batch_size(n)
+                       .prior_precision(delta);
+  int64_t calls = 0;
+  const auto rows = influence::compare_single_removals(net, start, {x, y}, cols, s, removed, fit,
+                                                       [&](int64_t done, int64_t total) {
+                                                         CHECK(done == ++calls);
+                                                         CHECK(total == 3);
+                                                       });
+  REQUIRE(rows.size() == removed.size());
+  CHECK(torch::equal(net.fc->weight.detach(), start[0]));  // the model holds the start again
+  const auto p0 = torch::softmax(s.logits, 1);
+  const auto p_est = torch::softmax(s.logits + s.deviation, 1);
+  for (size_t k = 0; k < removed.size(); ++k) {
+    const auto i = removed[k];
+    // Oracle: the exact optimum without i, from the exact optimum with it.
+    const auto keep = torch::cat({torch::arange(0, i), torch::arange(i + 1, n)});
+    {
+      torch::NoGradGuard g;
+      net.fc->weight.copy_(optimum);
+    }
+    fit_exactly(net, x.index_select(0, keep), y.index_select(0, keep), delta);
+    torch::Tensor loo;
+    {
+      torch::NoGradGuard g;
+      loo = torch::softmax(net.forward(x[i].unsqueeze(0)).squeeze(0), 0) - p0[i];
+    }
+    INFO("example " << i << ": retrained " << rows[k].retrained << " oracle " << loo);
+    CHECK(rows[k].index == i);
+    CHECK(rows[k].label == y[i].item<int64_t>());
+    CHECK(max_abs(rows[k].retrained - loo) < 1e-6);
+    CHECK(max_abs(loo) > 1e-3);  // the removal does move the prediction
+    CHECK(max_abs(rows[k].estimated - (p_est[i] - p0[i])) < 1e-12);
+    const auto lam = p0[i] * (1 - p0[i]);  // the diagonal of the softmax Jacobian
+    const double l1 = (s.residual[i] * lam * s.variance[i]).abs().sum().item<double>();
+    CHECK(rows[k].estimated_l1_linear == Approx(l1).epsilon(1e-12));
+  }
+  CHECK_THROWS_AS(influence::compare_single_removals(net, start, {x, y}, cols, s, {n}, fit), UsageError);
 }
 
 TEST_CASE("A model file's recorded input scaling; older files were trained on unit inputs", "[influence]") {
