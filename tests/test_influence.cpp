@@ -105,6 +105,23 @@ TEST_CASE("GLM form: an exact posterior never invalidates the downdate; an infla
   CHECK_THROWS_AS(influence::glm_downdate_invalid(V, L.slice(0, 0, 2)), UsageError);
 }
 
+TEST_CASE("GLM form: a singular I − ΛV gives NaN for that example only; NaN ranks last", "[influence]") {
+  // Scalar outputs: the deviation is v e / (1 − λ v), with no value where λ v = 1.
+  const auto v = torch::tensor({0.5, 2.0, 0.25}, torch::kFloat32).view({3, 1, 1});
+  const auto lam = torch::tensor({1.0, 0.5, 2.0}, torch::kFloat32).view({3, 1, 1});
+  const auto e = torch::tensor({-0.4, 0.3, 0.2}, torch::kFloat32).view({3, 1});
+  const auto d = influence::deviation(influence::Form::GLM, v, e, lam);
+  CHECK(d.dtype() == torch::kFloat32);
+  CHECK(d[0][0].item<float>() == Approx(0.5 * -0.4 / (1 - 0.5)).epsilon(1e-6));
+  CHECK(std::isnan(d[1][0].item<float>()));
+  CHECK(d[2][0].item<float>() == Approx(0.25 * 0.2 / (1 - 0.5)).epsilon(1e-6));
+  // Ranking by self-influence: the example without an estimate comes last, not anywhere.
+  influence::Sensitivities s;
+  s.nll = torch::tensor({0.1, 0.2, 0.3, 0.4}, torch::kFloat64);
+  s.loo_nll = torch::tensor({0.5, std::nan(""), 0.35, 0.9}, torch::kFloat64);
+  CHECK(influence::top_influential(s, 4) == std::vector<int64_t>{3, 0, 2, 1});
+}
+
 TEST_CASE("Linearization engine + GLM form give exact leave-one-out (one-hot design)", "[influence]") {
   torch::manual_seed(5);
   const double lambda = 2.0, delta = 0.3;
@@ -242,7 +259,7 @@ TEST_CASE("Set removal equals its formula from per-example oracle quantities", "
   // Linearized predictions anywhere: f + J Δm.
   const auto moved = influence::logits_after(*net, x, cols, r);
   CHECK(max_abs(moved - (f + torch::einsum("ncp,p->nc", {J, shift}))) < 1e-12);
-  // The floor: a tiny posterior variance downdated by a large curvature stays positive.
+  // The floor: a huge posterior variance (tiny precision) downdated by the set's curvature stays positive.
   std::vector<torch::Tensor> big;
   for (const auto& v : var) big.push_back(v * 1e6);
   const auto floored = influence::remove_set(*net, x, y, cols, posterior::DiagonalGaussian(params, big, "test"),
@@ -251,6 +268,7 @@ TEST_CASE("Set removal equals its formula from per-example oracle quantities", "
   for (const auto& v : floored.variance) CHECK(v.max().item<double>() <= 1e3 + 1e-9);
   CHECK_THROWS_WITH(influence::remove_set(*net, x, y, cols, q, {}, 1e-6), Catch::Matchers::Contains("empty"));
   CHECK_THROWS_WITH(influence::remove_set(*net, x, y, cols, q, {12}, 1e-6), Catch::Matchers::Contains("outside"));
+  CHECK_THROWS_WITH(influence::remove_set(*net, x, y, cols, q, {3, 1, 3}, 1e-6), Catch::Matchers::Contains("twice"));
 }
 
 TEST_CASE("Correlations: Pearson and Spearman with ties", "[influence]") {

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "kprior/core/error.h"
 
 namespace kprior::influence {
@@ -36,10 +38,15 @@ torch::Tensor deviation(Form form, const torch::Tensor& v, const torch::Tensor& 
     throw UsageError("deviation: the GLM form needs Λ [N, C, C]");
   }
   // V (I − Λ V)⁻¹ e (Woodbury on Σ^{∖i} = (Σ⁻¹ − Jᵀ Λ J)⁻¹; METHODS.md §5). Solving
-  // (I − Λ V) z = e avoids forming the inverse.
-  const auto eye = torch::eye(c, e.options()).expand({n, c, c});
-  const auto z = torch::linalg_solve(eye - torch::bmm(lambda, v), e.unsqueeze(2));
-  return torch::bmm(v, z).squeeze(2);
+  // (I − Λ V) z = e avoids forming the inverse; in float64, since I − Λ V is near singular
+  // exactly where an example dominates its own fit. A singular system (an eigenvalue of Λ V
+  // at 1: no downdated posterior) gives NaN for that example, not an error for all of them.
+  const auto v64 = v.to(torch::kFloat64), e64 = e.to(torch::kFloat64);
+  const auto eye = torch::eye(c, v64.options()).expand({n, c, c});
+  const auto [z, info] = torch::linalg_solve_ex(eye - torch::bmm(lambda.to(torch::kFloat64), v64), e64.unsqueeze(2));
+  auto out = torch::bmm(v64, z).squeeze(2);
+  out.masked_fill_((info != 0).unsqueeze(1), std::numeric_limits<double>::quiet_NaN());
+  return out.to(e.dtype());
 }
 
 torch::Tensor glm_downdate_invalid(const torch::Tensor& v, const torch::Tensor& lambda) {

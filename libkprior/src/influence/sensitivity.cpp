@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "kprior/core/error.h"
@@ -21,6 +23,8 @@ Sensitivities one_batch(nn::TapedModule& model, const torch::Tensor& x, const to
                         const std::vector<torch::Tensor>& variances, Form form) {
   Sensitivities s;
   {
+    // Eval mode as the linearization engine's Jacobians: e_i and V_i of the same function.
+    nn::EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
     s.logits = model.forward(x).index_select(
         1, torch::tensor(columns, torch::kLong).to(x.device()));
@@ -34,8 +38,7 @@ Sensitivities one_batch(nn::TapedModule& model, const torch::Tensor& x, const to
   } else {
     v = linearize::logit_covariance(model, x, columns, variances);
     s.variance = torch::diagonal(v, 0, 1, 2).contiguous();
-    // Λ = diag(p) − p pᵀ, the Hessian of the softmax cross-entropy in f.
-    if (form == Form::GLM) lambda = torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
+    if (form == Form::GLM) lambda = linearize::softmax_hessian(p);
   }
   s.deviation = deviation(form, v, s.residual, lambda);
   if (form == Form::GLM) s.glm_invalid = glm_downdate_invalid(v, lambda);
@@ -104,8 +107,10 @@ std::vector<int64_t> top_influential(const Sensitivities& s, int64_t k) {
   const double* sp = score.data_ptr<double>();
   std::vector<int64_t> order(static_cast<size_t>(score.numel()));
   std::iota(order.begin(), order.end(), 0);
-  // stable: equal scores keep index order, so the selection is deterministic.
-  std::stable_sort(order.begin(), order.end(), [sp](int64_t a, int64_t b) { return sp[a] > sp[b]; });
+  // stable: equal scores keep index order, so the selection is deterministic; an example
+  // without an estimate (NaN: a failed GLM solve) ranks last.
+  const auto key = [sp](int64_t i) { return std::isnan(sp[i]) ? -std::numeric_limits<double>::infinity() : sp[i]; };
+  std::stable_sort(order.begin(), order.end(), [&key](int64_t a, int64_t b) { return key(a) > key(b); });
   order.resize(static_cast<size_t>(std::clamp<int64_t>(k, 0, score.numel())));
   return order;
 }

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
 
@@ -24,6 +26,12 @@ void check_set(const torch::Tensor& x, const torch::Tensor& targets,
                        std::to_string(x.size(0) - 1));
     }
   }
+  // An example is removed once: a repeated index would take its curvature and gradient twice.
+  auto sorted = indices;
+  std::sort(sorted.begin(), sorted.end());
+  if (const auto dup = std::adjacent_find(sorted.begin(), sorted.end()); dup != sorted.end()) {
+    throw UsageError("remove_set: index " + std::to_string(*dup) + " is given twice");
+  }
 }
 
 }  // namespace
@@ -38,6 +46,7 @@ std::vector<torch::Tensor> summed_loss_gradient(nn::TapedModule& model, const to
   for (const auto& p : params) total.push_back(torch::zeros_like(p).detach());
   const auto cols = head_columns(columns, x.device());
   const auto y = targets.to(torch::kLong).to(x.device());
+  nn::EvalModeGuard eval_mode(model);  // the function the Jacobians and curvature linearize
   torch::AutoGradMode grad_on(true);
   for (int64_t start = 0; start < x.size(0); start += batch_size) {
     const auto stop = std::min(x.size(0), start + batch_size);
@@ -82,8 +91,9 @@ SetRemoval remove_set(nn::TapedModule& model, const torch::Tensor& x, const torc
     r.clamped += (precision < precision_floor).sum().item<int64_t>();
     precision = precision.clamp_min(precision_floor);
     r.variance.push_back(1.0 / precision);
-    // Removing S takes −Σ_S ℓ_i from the objective; its gradient at m is then +Σ_S ∇ℓ_i
-    // (the full objective's gradient vanishes at m), and a Newton step with Σ^{∖S} gives the shift.
+    // Removing S takes Σ_S ℓ_i out of the objective; with the full objective's gradient zero at
+    // m, the gradient of what remains is −Σ_S ∇ℓ_i(m), and the Newton step −Σ^{∖S}·(that
+    // gradient) is the shift +Σ^{∖S} Σ_S ∇ℓ_i(m).
     r.mean_shift.push_back(grad[k] / precision);
   }
   return r;
@@ -93,6 +103,7 @@ torch::Tensor logits_after(nn::TapedModule& model, const torch::Tensor& x,
                            const std::vector<int64_t>& columns, const SetRemoval& removal) {
   torch::Tensor f;
   {
+    nn::EvalModeGuard eval_mode(model);  // as jacobian_vector_product's
     torch::NoGradGuard no_grad;
     f = model.forward(x).index_select(1, head_columns(columns, x.device()));
   }

@@ -6,20 +6,9 @@
 
 #include "kprior/core/error.h"
 #include "kprior/influence/retrain.h"
+#include "kprior/linearize/linearize.h"
 
 namespace kprior::influence {
-
-namespace {
-
-// The head's probabilities of every example of `train` under the model's current weights.
-torch::Tensor head_probabilities(nn::TapedModule& model, const data::Dataset& train,
-                                 const std::vector<int64_t>& columns) {
-  torch::NoGradGuard no_grad;
-  const auto cols = torch::tensor(columns, torch::kLong).to(train.inputs.device());
-  return torch::softmax(model.forward(train.inputs).index_select(1, cols), 1);
-}
-
-}  // namespace
 
 std::vector<SingleRemoval> compare_single_removals(nn::TapedModule& model, const std::vector<torch::Tensor>& weights,
                                                    const data::Dataset& train, const std::vector<int64_t>& columns,
@@ -41,7 +30,7 @@ std::vector<SingleRemoval> compare_single_removals(nn::TapedModule& model, const
   // The control run: retraining on all data, whose own drift every removal run shares.
   set_weights(model, weights);
   train::fit_map(model, train, columns, fit);
-  const auto control = head_probabilities(model, train, columns).to(torch::kFloat64);
+  const auto control = linearize::head_probabilities(model, train.inputs, columns).to(torch::kFloat64);
   set_weights(model, weights);
 
   std::vector<SingleRemoval> out;

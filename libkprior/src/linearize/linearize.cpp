@@ -89,11 +89,6 @@ torch::Tensor head(const torch::Tensor& logits, const std::vector<int64_t>& colu
   return logits.index_select(1, torch::tensor(columns, torch::kLong).to(logits.device()));
 }
 
-// Λ = diag(p) − p pᵀ per example [N, C, C].
-torch::Tensor softmax_hessian(const torch::Tensor& p) {
-  return torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
-}
-
 // Cotangents [N, R, C_out] placing rows [N, R, C] (over the head) into the full output.
 CotangentFn head_rows(const std::vector<int64_t>& columns,
                       const std::function<torch::Tensor(const torch::Tensor&)>& rows_of_head) {
@@ -218,6 +213,10 @@ void check_kernel_memory(nn::TapedModule& model, const torch::Tensor& x, int64_t
 int64_t max_kernel_inputs(nn::TapedModule& model, const torch::Tensor& x, int64_t rows) {
   const int64_t per_input = kernel_floats(model, x.slice(0, 0, 1), 1, rows);
   return per_input > 0 ? kKernelFloats / per_input : 0;
+}
+
+torch::Tensor softmax_hessian(const torch::Tensor& p) {
+  return torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
 }
 
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,

@@ -23,7 +23,8 @@ std::string to_string(Form form);
 
 /// Estimated f^{∖i} − f_i, [N, C]. `e` is [N, C]; `v` is the diagonal [N, C] for
 /// Form::Diagonal and the full covariance [N, C, C] otherwise; `lambda` [N, C, C] is read by
-/// Form::GLM only (may be undefined otherwise). Throws kprior::UsageError on mismatched shapes.
+/// Form::GLM only (may be undefined otherwise); the GLM form solves in float64 and gives NaN
+/// for an example whose I − Λ_i V_i is singular. Throws kprior::UsageError on mismatched shapes.
 torch::Tensor deviation(Form form, const torch::Tensor& v, const torch::Tensor& e,
                         const torch::Tensor& lambda = {});
 

@@ -26,7 +26,7 @@ struct Sensitivities {
 
 /// Sensitivities of the examples (x, targets) — targets are positions in `columns` — under
 /// the diagonal posterior `variances` (per-parameter, aligned with model.parameters()) at the
-/// model's current weights (the posterior mean). Call model.eval() first. Throws
+/// model's current weights (the posterior mean), in eval mode (as the Jacobians). Throws
 /// kprior::UsageError on mismatched shapes or targets outside the head.
 Sensitivities sensitivities(nn::TapedModule& model, const torch::Tensor& x,
                             const torch::Tensor& targets, const std::vector<int64_t>& columns,
@@ -51,8 +51,9 @@ torch::Tensor perturbed_probabilities(const Sensitivities& s);
 /// removed, in L1 [N]: Σ_k |e_ik λ_ik v_ik| with λ_ik = p_ik(1 − p_ik) (Nickl et al., NeurIPS
 /// 2023, the sensitivities of its Fig. 2 and `3_validation_sensitivities.py`): the diagonal-form
 /// logit shift v ⊙ e through the diagonal of the softmax Jacobian, whatever form `s` was
-/// computed with. perturbed_probabilities − softmax(f) is the same shift through the whole
-/// softmax (off-diagonal terms and curvature included).
+/// computed with. With the diagonal form, perturbed_probabilities − softmax(f) is the same
+/// logit shift through the whole softmax (off-diagonal terms and curvature included); with the
+/// full or GLM form it is that form's shift.
 torch::Tensor linearized_softmax_l1(const Sensitivities& s);
 
 }  // namespace kprior::influence

@@ -5,7 +5,10 @@
 //     Σ^{∖S} = (Σ⁻¹ − Σ_{i∈S} J_iᵀ Λ_i J_i)⁻¹,      m^{∖S} − m = Σ^{∖S} Σ_{i∈S} ∇ℓ_i(m),
 // with diagonal Σ and the diagonal GGN of S. Predictions anywhere then move by the linearized
 // J(x)(m^{∖S} − m). The loss ℓ is the summed softmax cross-entropy, so Σ must be a posterior of
-// the summed loss (Laplace: 1/(δ + GGN); IVON: 1/(ess (h + δ)) with ess = N).
+// the summed loss with prior precision δ (Laplace: 1/(δ + GGN); IVON trained with ess N and
+// weight decay δ/N: 1/(N h + δ)). The shift takes m to be a stationary point of the full
+// objective, as the publication does: a model stopped short of one (or IVON's mean, where only
+// the expected gradient vanishes) leaves its remaining gradient out of the step.
 #include <torch/types.h>
 
 #include <vector>
@@ -25,9 +28,11 @@ struct SetRemoval {
 /// The set form for the examples `indices` of (x, targets) — targets are positions in
 /// `columns` — at the model's current weights m, under `posterior` (aligned with
 /// model.parameters()). A downdated precision below `precision_floor` (the prior precision δ:
-/// no posterior is less certain than the prior; reached only when Σ was not formed from these
-/// data, e.g. IVON's running estimate) is raised to it and counted. Throws kprior::UsageError
-/// for an empty set, an index out of range or a misaligned posterior.
+/// no posterior is less certain than the prior; reached when Σ is not the GGN Laplace of
+/// these data at m — IVON's running estimate, Adam's √v, which is no curvature — or by
+/// rounding) is raised to it and counted. Forward passes run in eval mode, as the Jacobians.
+/// Throws kprior::UsageError for an empty set, an index out of range or given twice, or a
+/// misaligned posterior.
 SetRemoval remove_set(nn::TapedModule& model, const torch::Tensor& x, const torch::Tensor& targets,
                       const std::vector<int64_t>& columns, const posterior::DiagonalGaussian& posterior,
                       const std::vector<int64_t>& indices, double precision_floor,

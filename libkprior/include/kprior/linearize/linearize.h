@@ -115,7 +115,11 @@ torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tenso
                                       const std::vector<int64_t>& columns,
                                       const std::vector<torch::Tensor>& direction);
 
-/// Softmax over `columns` of the model's logits, [N, C] (no gradient).
+/// Λ = diag(p) − p pᵀ per example [N, C, C] from probabilities p [N, C]: the Hessian of the
+/// softmax cross-entropy in the logits (the GGN's output curvature).
+torch::Tensor softmax_hessian(const torch::Tensor& p);
+
+/// Softmax over `columns` of the model's logits, [N, C] (no gradient; eval mode).
 torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
                                  const std::vector<int64_t>& columns);
 
