@@ -176,6 +176,59 @@ std::string checkpoint_path(const std::string& dir, int64_t seeds, uint64_t seed
   return dir + (seeds > 1 ? fmt::format("/checkpoint-seed{}.h5", seed) : std::string("/checkpoint.h5"));
 }
 
+void print_already_stopped(uint64_t seed, int64_t learned, int64_t num_tasks, int64_t stop_after) {
+  fmt::print("seed {}: already stopped after task {} of {} (--stop-after-task {}); continue with a larger "
+             "--stop-after-task, or none to finish the run\n",
+             seed, learned, num_tasks, stop_after);
+}
+
+// --resume with a --stop-after-task that every seed's checkpoint has already reached: said
+// (true) from the checkpoints alone, before minutes of reading data for nothing to learn.
+bool already_stopped(const std::string& dir, int64_t seeds, uint64_t seed, int64_t stop_after) {
+  if (stop_after <= 0) return false;
+  std::vector<std::tuple<uint64_t, int64_t, int64_t>> stops;  // seed, tasks learned, tasks
+  for (int64_t s = 0; s < seeds; ++s) {
+    const auto run_seed = seed + static_cast<uint64_t>(s);
+    const auto path = checkpoint_path(dir, seeds, run_seed);
+    if (!std::filesystem::exists(path)) return false;
+    const auto tree = kprior::checkpoint::read(path);
+    const auto learned = tree.integer("learner@tasks_observed");
+    const auto num_tasks = kprior::train::read_run_info(tree).num_tasks;
+    if (stop_after > learned || learned >= num_tasks) return false;
+    stops.emplace_back(run_seed, learned, num_tasks);
+  }
+  for (const auto& [s, learned, num_tasks] : stops) print_already_stopped(s, learned, num_tasks, stop_after);
+  fmt::print("continue with: kprior-run --resume {}\n", dir);
+  return true;
+}
+
+// A fresh run into a folder an earlier run wrote: that run's files go first, so that none of
+// them sits beside this run's as if it were this run's (a results.json of other settings, a
+// checkpoint that --resume would pick). Other files in the folder stay.
+void remove_earlier_run(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) return;
+  const auto starts = [](const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; };
+  std::vector<std::string> removed;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    const auto ext = e.path().extension().string();
+    const bool earlier = name == "results.json" || name == "accuracy.png" ||
+                         (starts(name, "accuracy_matrix") && ext == ".csv") ||
+                         (starts(name, "checkpoint") && (ext == ".h5" || name.find(".h5.tmp-") != std::string::npos)) ||
+                         (starts(name, "example_scores") && ext == ".h5");
+    if (earlier && e.is_regular_file()) removed.push_back(name);
+  }
+  if (removed.empty()) return;
+  std::sort(removed.begin(), removed.end());
+  std::string list;
+  for (const auto& name : removed) {
+    fs::remove(fs::path(dir) / name);
+    list += (list.empty() ? "" : ", ") + name;
+  }
+  fmt::print("note: {} held an earlier run; removed its {} (--resume continues a run instead)\n", dir, list);
+}
+
 // Options a resumed run may change; everything else comes from its checkpoint.
 // --jitter repairs a run whose next boundary found a singular FROMP kernel: every boundary
 // from then on recomputes all memories' kernels with the new ε.
@@ -398,8 +451,9 @@ int main(int argc, char** argv) {
                  "split-fashion (5x2), split-cifar (CIFAR-10 then 5x10 CIFAR-100 classes),\n"
                  "split-cifar100 (10x10), split-tinyimagenet (10 tasks of C/10 classes),\n"
                  "split-imagenet (10 tasks of C/10 classes in an order shuffled with the fixed\n"
-                 "seed 1993; both JPEG trees, training streamed from the files), split-h5 (an\n"
-                 "HDF5 array file as --data-dir: README)")->capture_default_str();
+                 "seed 1993; both JPEG trees of C classes, C a multiple of 10 and at least 20,\n"
+                 "training streamed from the files), split-h5 (an HDF5 array file as --data-dir,\n"
+                 "or a folder holding data.h5: README)")->capture_default_str();
   std::string model_name;
   cli.add_option("--model", model_name,
                  "mlp, lenet5, cifarnet or resnet18 (default: the benchmark's: mlp for the\n"
@@ -411,7 +465,8 @@ int main(int argc, char** argv) {
                  "the last weights; --ewc-mode), fromp, replay, kprior, ewc+fr+replay (its\n"
                  "replay memory M2 is a second, random memory of --memory-per-task),\n"
                  "ivon-prior (needs --optimizer ivon), a comma-separated combination (e.g.\n"
-                 "ewc,fromp,replay), or joint (all tasks at once: the upper bound)")->capture_default_str();
+                 "ewc,fromp,replay), or joint (all tasks at once: the upper bound; not on the\n"
+                 "JPEG trees, whose training images are streamed)")->capture_default_str();
   cli.add_option("--optimizer", optimizer, "ivon, adam or sgd")->capture_default_str();
   auto* o_lr = cli.add_option("--lr", lr, "learning rate (default: published Adam rate; ivon 0.1; sgd 0.01)");
   std::string lr_schedule;
@@ -506,16 +561,19 @@ int main(int argc, char** argv) {
   cli.set_version_flag("--version", kprior::version());
 
   std::vector<std::string> args(argv, argv + argc);
+  bool resume_given = false;  // on the command line, where its saved options are read
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i] != "--resume" && args[i].rfind("--resume=", 0) != 0) continue;
-    const auto dir = args[i] == "--resume" ? (i + 1 < args.size() ? args[i + 1] : std::string()) : args[i].substr(9);
-    if (dir.empty()) break;  // CLI11 reports the missing value
+    if (args[i] == "--resume" && i + 1 == args.size()) break;  // CLI11 reports the missing value
+    const auto dir = args[i] == "--resume" ? args[i + 1] : args[i].substr(9);
     // The saved options must be known before parsing; errors map to exit codes as in the run.
     const int rc = kprior::app::guarded("kprior-run", [&] {
+      if (dir.empty()) throw kprior::UsageError("--resume needs the output folder of the run to continue");
       args = resumed_arguments(args, dir);
       return 0;
     });
     if (rc != 0) return rc;
+    resume_given = true;
     break;
   }
   std::vector<char*> arg_ptrs;
@@ -525,7 +583,14 @@ int main(int argc, char** argv) {
     const auto pub = train::published_settings(tasks);
     if (seeds < 1) throw UsageError("--seeds must be >= 1");
     if (stop_after < 0) throw UsageError("--stop-after-task must be >= 0");
+    if (!resume_dir.empty() && !resume_given) {
+      // Its saved options replace the given ones before parsing, which a config file comes too late for.
+      throw UsageError("--resume must be given on the command line, not in a --config file");
+    }
     if (!resume_dir.empty()) out_dir = resume_dir;
+    if (std::filesystem::exists(out_dir) && !std::filesystem::is_directory(out_dir)) {
+      throw FileError(out_dir, "is a file, not an output folder");  // before any data is read
+    }
     const std::string arguments = given_options(cli, data_dir);
     // Flag names in the messages; the library checks the same ranges in its own terms.
     if (o_lr->count() > 0) require_positive("--lr", lr);
@@ -603,6 +668,12 @@ int main(int argc, char** argv) {
     if (method == "joint" && (stop_after > 0 || !resume_dir.empty())) {
       throw UsageError("joint training learns all tasks in one go: --stop-after-task and --resume do not apply");
     }
+    const bool jpeg_tree = tasks == "split-tinyimagenet" || tasks == "split-imagenet";
+    if (method == "joint" && jpeg_tree) {
+      throw UsageError("joint training needs every task's data in memory; " + tasks + " streams its training "
+                       "images from the files");
+    }
+    if (!resume_dir.empty() && already_stopped(out_dir, seeds, seed, stop_after)) return 0;  // before reading data
     std::optional<app::Plotter> plotter;
     if (plot) plotter = app::find_plotter();  // before the long work: a missing matplotlib is a usage error
     reuse_large_allocations();  // large per-batch tensors: no page-fault churn
@@ -611,7 +682,6 @@ int main(int argc, char** argv) {
     data_options.seed = seed;
     data_options.threads = n_threads;
     if (given(o_boundary_sample)) data_options.boundary_sample_per_class = boundary_sample;
-    const bool jpeg_tree = tasks == "split-tinyimagenet" || tasks == "split-imagenet";
     const auto load_start = std::chrono::steady_clock::now();
     if (jpeg_tree) {  // minutes for ImageNet, before anything else is printed
       fmt::print("reading {} from {}: decoding the val set and the boundary sample ...\n", tasks, data_dir);
@@ -702,6 +772,7 @@ int main(int argc, char** argv) {
                          {"threads", n_threads}, {"data_dir", absolute_path(data_dir)},
                          {"boundary_sample", jpeg_tree ? json(data_options.boundary_sample_per_class) : json()},
                          {"data_fingerprint", fmt::format("{:016x}", data::sequence_fingerprint(seq))}};
+    if (resume_dir.empty()) remove_earlier_run(out_dir);
     json runs = json::array();
     std::vector<double> averages, nlls, eces;
     bool stopped = false;  // --stop-after-task applies to every seed: each trains up to it
@@ -753,9 +824,7 @@ int main(int argc, char** argv) {
         resumed = train::load_run_checkpoint(tree, learner);
         if (stop_after > 0 && stop_after <= learner.tasks_observed() && learner.tasks_observed() < seq.size()) {
           // Nothing to learn before the stop (the run would otherwise train one more task).
-          fmt::print("seed {}: already stopped after task {} of {} (--stop-after-task {}); continue with a larger "
-                     "--stop-after-task, or none to finish the run\n",
-                     run_seed, learner.tasks_observed(), seq.size(), stop_after);
+          print_already_stopped(run_seed, learner.tasks_observed(), seq.size(), stop_after);
           stopped = true;
           continue;
         }

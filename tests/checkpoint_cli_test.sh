@@ -24,6 +24,14 @@ expect 2 "cannot be changed" -- "$run" --resume "$scratch/parts" --epochs 3
 expect 2 "resume takes the run's output folder (here $scratch/parts), not a checkpoint file" -- \
   "$run" --resume "$scratch/parts/checkpoint.h5"
 expect 0 "already stopped after task 2 of 5 (--stop-after-task 1)" -- "$run" --resume "$scratch/parts" --stop-after-task 1 --threads 1
+# ... said from the checkpoint, before the data is read and the run configured.
+printf '%s' "$out" | grep -q "^kprior-run .*: split-mnist" && { echo "FAIL: an already stopped run set up its data first: $out"; fail=1; }
+expect 2 "resume needs the output folder of the run to continue" -- "$run" --resume ""
+# Its saved options replace the given ones before parsing: --resume in a config file cannot.
+printf 'resume = "%s"\nepochs = 3\n' "$scratch/parts" > "$scratch/resume.toml"
+expect 2 "resume must be given on the command line, not in a --config file" -- "$run" --config "$scratch/resume.toml"
+touch "$scratch/a-file"
+expect 1 "a-file: is a file, not an output folder" -- "$run" --out "$scratch/a-file" --data-dir "$scratch/nothing-here"
 expect 0 "resuming after task 2 of 5" -- "$run" --resume "$scratch/parts" --threads 1
 for key in '"nll"' '"ece"' '"brier"' '"average_accuracy"'; do
   a=$(grep "$key" "$scratch/whole/results.json"); b=$(grep "$key" "$scratch/parts/results.json")
@@ -129,5 +137,14 @@ expect 1 "corrupted.h5: corrupted checkpoint (checksum mismatch)" -- "$inspect" 
 # One line on stderr: nothing from the HDF5 library's own error stack.
 lines=$("$inspect" "$scratch/corrupted.h5" 2>&1 | wc -l)
 [ "$lines" -eq 1 ] || { echo "FAIL: expected one line of error, got $lines"; fail=1; }
+# A fresh run into a finished run's folder: the earlier run's files go (none of its results
+# beside this run's), other files stay.
+touch "$scratch/whole/notes.txt"
+# shellcheck disable=SC2086
+expect 0 "whole held an earlier run; removed its accuracy_matrix.csv, checkpoint.h5, results.json" -- \
+  "$run" $common --out "$scratch/whole" --stop-after-task 1
+[ -e "$scratch/whole/results.json" ] && { echo "FAIL: the earlier run's results.json survived a fresh run"; fail=1; }
+[ -e "$scratch/whole/notes.txt" ] || { echo "FAIL: a fresh run removed a file it does not write"; fail=1; }
+[ "$(wc -l < "$scratch/whole/accuracy_matrix.csv")" -eq 2 ] || { echo "FAIL: the fresh run's accuracy_matrix.csv is not 1 header + 1 row"; fail=1; }
 [ $fail -eq 0 ] && echo "checkpoint CLI: all checks passed"
 exit $fail

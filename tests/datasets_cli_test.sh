@@ -83,6 +83,11 @@ expect 1 "cifar-100-binary: not found" -- "$bin" --tasks split-cifar100 --data-d
 # epoch's end: the loss, the weights or IVON's state are no longer finite.
 expect 1 "training diverged on task 1, epoch 1" -- "$bin" --tasks split-cifar100 --data-dir "$scratch/data" --epochs 1 \
   --threads 1 --optimizer ivon --lr 1e8 --method finetune --batch-size 4 --stop-after-task 1 --out "$scratch/diverged"
+# joint training needs every task in memory: refused on a streamed JPEG tree before decoding it.
+# shellcheck disable=SC2086
+expect 2 "joint training needs every task's data in memory; split-tinyimagenet streams" -- "$bin" \
+  --tasks split-tinyimagenet $common --method joint --out "$scratch/joint"
+printf '%s' "$out" | grep -q "decoding" && { echo "FAIL: joint on a JPEG tree was refused only after decoding: $out"; fail=1; }
 # A class without val images would leave its task's accuracy to the others: refused at load.
 cp -r "$scratch/data/tiny-imagenet-200" "$scratch/noval"
 grep -v "n00000003" "$scratch/noval/val/val_annotations.txt" > "$scratch/noval/val/annotations" &&

@@ -119,6 +119,12 @@ TEST_CASE("CIFAR readers reject bad files with a message naming the file", "[dat
     std::filesystem::resize_file(batch3, 0);
     CHECK_THAT(file_error([&] { load_cifar10(c10, Split::Train); }), Contains("data_batch_3.bin"));
   }
+  SECTION("a folder where a batch file should be") {
+    std::filesystem::remove(batch3);
+    std::filesystem::create_directory(batch3);
+    CHECK_THAT(file_error([&] { load_cifar10(c10, Split::Train); }),
+               Contains("data_batch_3.bin: is a folder, not a CIFAR batch file"));
+  }
   SECTION("missing batch") {
     std::filesystem::remove(batch3);
     const auto msg = file_error([&] { load_cifar10(c10, Split::Train); });
@@ -699,6 +705,16 @@ TEST_CASE("JPEG trees: bad layouts are FileErrors naming the place", "[datasets]
     std::ofstream(ann) << "val_7.JPEG\tn00000001\t0\t0\t7\t7\n";
     CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("val_7.JPEG does not exist"));
   }
+  SECTION("an image listed twice (it would be tested twice, with two labels)") {
+    std::ofstream(ann) << "val_0.JPEG\tn00000001\t0\t0\t7\t7\nval_1.JPEG\tn00000001\t0\t0\t7\t7\n"
+                          "val_0.JPEG\tn00000000\t0\t0\t7\t7\n";
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("line 3: val_0.JPEG is listed twice (also line 1)"));
+  }
+  SECTION("annotations as a folder") {
+    std::filesystem::remove(ann);
+    std::filesystem::create_directory(ann);
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("is a folder, not TinyImageNet's label list"));
+  }
   SECTION("malformed annotation line") {
     std::ofstream(ann) << "val_0.JPEG n00000001\n";
     CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("line 1"));
@@ -731,6 +747,10 @@ TEST_CASE("JPEG trees: bad layouts are FileErrors naming the place", "[datasets]
     }
     CHECK_THAT(file_error([&] { scan_image_tree(flat.path().string()); }),
                Contains("val: holds images directly: sort them into one folder per class"));
+  }
+  SECTION("no val folder") {
+    std::filesystem::remove_all(tmp.path() / "val");
+    CHECK_THAT(file_error([&] { scan_image_tree(root); }), Contains("val: not found: the validation images"));
   }
   SECTION("no train folder") {
     TempDir empty;

@@ -25,7 +25,7 @@ inline CLI::Validator integer_in(int64_t low, int64_t high) {
         if (v && *v >= low && *v <= high) return std::string();
         return "'" + text + "' is not an integer from " + std::to_string(low) + " to " + std::to_string(high);
       },
-      "INT in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
+      "");  // no description: --help would show it glued to the type ("INT:INT in [0, 9]=0")
 }
 
 /// Written to a terminal, erases the current line (a progress line) and returns to its start.

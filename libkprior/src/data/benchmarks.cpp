@@ -93,8 +93,8 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
   const ImageTree tree = scan_image_tree(root);
   const auto classes = static_cast<int64_t>(tree.train.classes.size());
   if (classes % 10 != 0 || classes < 20) {
-    throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size" +
-                                         (classes % 10 == 0 ? " with at least 2 classes each" : ""));
+    throw FileError(root + "/train", std::to_string(classes) + " class folders cannot form 10 tasks of equal size "
+                                         "with at least 2 classes each (a multiple of 10, at least 20)");
   }
   require_every_class(tree.val.labels, classes, root + "/val", "val", tree.train.classes);
   const ImageList sample = tree.train.sample_per_class(options.boundary_sample_per_class);

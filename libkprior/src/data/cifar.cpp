@@ -16,10 +16,14 @@ namespace fs = std::filesystem;
 constexpr int64_t kPixels = 3 * 32 * 32;
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
+  // A folder opens as a stream on Linux but has no size: caught here, not as a huge allocation.
+  if (fs::is_directory(path)) throw FileError(path, "is a folder, not a CIFAR batch file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError(path, fs::exists(path) ? "cannot be opened" : "not found");
   in.seekg(0, std::ios::end);
-  const auto size = static_cast<size_t>(in.tellg());
+  const auto end = in.tellg();
+  if (end < 0) throw FileError(path, "cannot be read (no size)");
+  const auto size = static_cast<size_t>(end);
   in.seekg(0);
   std::vector<uint8_t> bytes(size);
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {

@@ -125,9 +125,11 @@ ImageList scan_image_folder(const std::string& dir, const std::vector<std::strin
 
 ImageList scan_tinyimagenet_val(const std::string& val_dir, const std::vector<std::string>& classes) {
   const auto annotations = (fs::path(val_dir) / "val_annotations.txt").string();
+  if (fs::is_directory(annotations)) throw FileError(annotations, "is a folder, not TinyImageNet's label list");
   std::ifstream in(annotations);
   if (!in) throw FileError(annotations, "not found");
   std::map<std::string, int64_t> id;
+  std::map<std::string, int64_t> line_of;  // an image listed twice would be tested twice
   for (size_t c = 0; c < classes.size(); ++c) id[classes[c]] = static_cast<int64_t>(c);
   ImageList list{classes, {}, {}};
   std::string line;
@@ -143,6 +145,10 @@ ImageList scan_tinyimagenet_val(const std::string& val_dir, const std::vector<st
     if (it == id.end()) {
       throw FileError(annotations, "line " + std::to_string(n) + ": class '" + wnid + "' is not a training class");
     }
+    if (const auto [at, fresh] = line_of.emplace(file, n); !fresh) {
+      throw FileError(annotations, "line " + std::to_string(n) + ": " + file + " is listed twice (also line " +
+                                       std::to_string(at->second) + ")");
+    }
     const auto path = (fs::path(val_dir) / "images" / file).string();
     if (!fs::exists(path)) throw FileError(annotations, "line " + std::to_string(n) + ": " + path + " does not exist");
     list.files.push_back(path);
@@ -156,6 +162,10 @@ ImageTree scan_image_tree(const std::string& root) {
   ImageTree tree;
   tree.train = scan_image_folder((fs::path(root) / "train").string());
   const auto val = fs::path(root) / "val";
+  if (!fs::is_directory(val)) {
+    throw FileError(val.string(), "not found: the validation images, either TinyImageNet's images/ with "
+                                  "val_annotations.txt or one subfolder per class");
+  }
   if (fs::exists(val / "val_annotations.txt")) {
     tree.val = scan_tinyimagenet_val(val.string(), tree.train.classes);
   } else if (fs::is_directory(val / "images") &&
