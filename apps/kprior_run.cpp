@@ -740,6 +740,9 @@ int main(int argc, char** argv) {
     if (given(o_ewc_mode) && ("," + method + ",").find(",ewc,") == std::string::npos) {
       fmt::print("note: --ewc-mode has no effect: it applies to the ewc method only (method {})\n", method);
     }
+    if (given(o_jitter) && !with_fromp) {
+      fmt::print("note: --jitter has no effect: it is FROMP's kernel jitter (method {})\n", method);
+    }
     if (memory_format_choice == nn::MemoryFormat::ChannelsLast && !nn::has_conv_weights(*probe)) {
       fmt::print("note: --memory-format channels-last has no effect on a model without convolutions\n");
     }

@@ -39,22 +39,4 @@ std::vector<ClassEstimate> class_estimates(const Sensitivities& s, const torch::
   return out;
 }
 
-SetEffect estimate_set_effect(nn::TapedModule& model, const data::Dataset& train,
-                              const data::Dataset& test, const std::vector<int64_t>& columns,
-                              const posterior::DiagonalGaussian& posterior,
-                              const std::vector<int64_t>& indices, double precision_floor) {
-  const auto removal = remove_set(model, train.inputs, train.targets, columns, posterior, indices,
-                                  precision_floor);
-  const auto idx = torch::tensor(indices, torch::kLong).to(train.inputs.device());
-  SetEffect e;
-  e.clamped = removal.clamped;
-  e.removed_nll = train::quality_of(
-      logits_after(model, train.inputs.index_select(0, idx), columns, removal),
-      train.targets.index_select(0, idx)).nll;
-  const auto q = train::quality_of(logits_after(model, test.inputs, columns, removal), test.targets);
-  e.test_nll = q.nll;
-  e.test_accuracy = q.accuracy;
-  return e;
-}
-
 }  // namespace kprior::influence

@@ -87,7 +87,10 @@ void save_sensitivities(const std::string& path, const Sensitivities& s, const t
   tree.put_attr("sensitivities@form", to_string(form));
   tree.put("sensitivities/logits", s.logits);
   tree.put("sensitivities/variance", s.variance);
+  tree.put("sensitivities/residual", s.residual);
   tree.put("sensitivities/deviation", s.deviation);
+  // GLM form: which examples have no leave-one-out estimate under this posterior (1 = none).
+  if (s.glm_invalid.defined()) tree.put("sensitivities/glm_invalid", s.glm_invalid.to(torch::kUInt8));
   tree.put("sensitivities/nll", s.nll);
   tree.put("sensitivities/loo_nll", s.loo_nll);
   tree.put("sensitivities/labels", labels);

@@ -6,6 +6,7 @@
 
 #include "kprior/core/error.h"
 #include "kprior/linearize/linearize.h"
+#include "kprior/train/map_fit.h"
 
 namespace kprior::influence {
 namespace {
@@ -87,14 +88,16 @@ SetRemoval remove_set(nn::TapedModule& model, const torch::Tensor& x, const torc
     if (!var.sizes().equals(params[k].sizes())) {
       throw UsageError("remove_set: posterior tensor " + std::to_string(k) + " has the wrong shape");
     }
-    auto precision = 1.0 / var.to(ggn[k].options()) - ggn[k];
+    // In float64: 1/σ² and the GGN are large and close for well-determined weights, and their
+    // float32 difference could fall below the floor by rounding alone.
+    auto precision = 1.0 / var.to(torch::kFloat64) - ggn[k].to(torch::kFloat64);
     r.clamped += (precision < precision_floor).sum().item<int64_t>();
     precision = precision.clamp_min(precision_floor);
-    r.variance.push_back(1.0 / precision);
+    r.variance.push_back((1.0 / precision).to(params[k].dtype()));
     // Removing S takes Σ_S ℓ_i out of the objective; with the full objective's gradient zero at
     // m, the gradient of what remains is −Σ_S ∇ℓ_i(m), and the Newton step −Σ^{∖S}·(that
     // gradient) is the shift +Σ^{∖S} Σ_S ∇ℓ_i(m).
-    r.mean_shift.push_back(grad[k] / precision);
+    r.mean_shift.push_back((grad[k].to(torch::kFloat64) / precision).to(params[k].dtype()));
   }
   return r;
 }
@@ -108,6 +111,26 @@ torch::Tensor logits_after(nn::TapedModule& model, const torch::Tensor& x,
     f = model.forward(x).index_select(1, head_columns(columns, x.device()));
   }
   return f + linearize::jacobian_vector_product(model, x, columns, removal.mean_shift);
+}
+
+SetEffect estimate_set_effect(nn::TapedModule& model, const data::Dataset& train,
+                              const data::Dataset& test, const std::vector<int64_t>& columns,
+                              const posterior::DiagonalGaussian& posterior,
+                              const std::vector<int64_t>& indices, double precision_floor) {
+  const auto removal = remove_set(model, train.inputs, train.targets, columns, posterior, indices,
+                                  precision_floor);
+  const auto idx = torch::tensor(indices, torch::kLong).to(train.inputs.device());
+  SetEffect e;
+  e.clamped = removal.clamped;
+  e.removed_nll = train::quality_of(
+      logits_after(model, train.inputs.index_select(0, idx), columns, removal),
+      train.targets.index_select(0, idx)).nll;
+  if (test.size() > 0) {
+    const auto q = train::quality_of(logits_after(model, test.inputs, columns, removal), test.targets);
+    e.test_nll = q.nll;
+    e.test_accuracy = q.accuracy;
+  }
+  return e;
 }
 
 }  // namespace kprior::influence

@@ -2,8 +2,8 @@
 // "What if class c had not been in the training data?" (MPE, Nickl et al., NeurIPS 2023,
 // Fig. 1; METHODS.md §5): per class, the estimated NLL of its training examples each
 // perturbed by its leave-one-out deviation (the published estimate), beside the trivial
-// predictor — the class's plain training NLL — and, optionally, the set form's effect on the
-// test set.
+// predictor — the class's plain training NLL. The set form's effect of removing a class
+// (estimate_set_effect with indices_of_class) is in set_removal.h.
 #include <torch/types.h>
 
 #include <vector>
@@ -25,19 +25,6 @@ struct ClassEstimate {
 /// computed), for every label 0..num_classes−1 that occurs. Pure arithmetic on `s`.
 std::vector<ClassEstimate> class_estimates(const Sensitivities& s, const torch::Tensor& labels,
                                            int64_t num_classes);
-
-/// The set form's prediction of removing `indices` from `train`: the NLL of the removed
-/// examples under the linearized shifted model, and the test NLL and accuracy on `test`.
-struct SetEffect {
-  double removed_nll = 0;
-  double test_nll = 0;
-  double test_accuracy = 0;
-  int64_t clamped = 0;  ///< see SetRemoval::clamped
-};
-SetEffect estimate_set_effect(nn::TapedModule& model, const data::Dataset& train,
-                              const data::Dataset& test, const std::vector<int64_t>& columns,
-                              const posterior::DiagonalGaussian& posterior,
-                              const std::vector<int64_t>& indices, double precision_floor);
 
 /// Indices of the examples with label `label` (positions in the head).
 std::vector<int64_t> indices_of_class(const torch::Tensor& labels, int64_t label);

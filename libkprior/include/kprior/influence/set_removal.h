@@ -11,8 +11,10 @@
 // the expected gradient vanishes) leaves its remaining gradient out of the step.
 #include <torch/types.h>
 
+#include <limits>
 #include <vector>
 
+#include "kprior/data/dataset.h"
 #include "kprior/nn/layer_tape.h"
 #include "kprior/posterior/diagonal_gaussian.h"
 
@@ -48,5 +50,19 @@ std::vector<torch::Tensor> summed_loss_gradient(nn::TapedModule& model, const to
                                                 const torch::Tensor& targets,
                                                 const std::vector<int64_t>& columns,
                                                 int64_t batch_size = 1024);
+
+/// The set form's prediction of removing `indices` from `train`: the NLL of the removed
+/// examples under the linearized shifted model, and the test NLL and accuracy on `test` (NaN
+/// when `test` is empty).
+struct SetEffect {
+  double removed_nll = 0;
+  double test_nll = std::numeric_limits<double>::quiet_NaN();
+  double test_accuracy = std::numeric_limits<double>::quiet_NaN();
+  int64_t clamped = 0;  ///< see SetRemoval::clamped
+};
+SetEffect estimate_set_effect(nn::TapedModule& model, const data::Dataset& train,
+                              const data::Dataset& test, const std::vector<int64_t>& columns,
+                              const posterior::DiagonalGaussian& posterior,
+                              const std::vector<int64_t>& indices, double precision_floor);
 
 }  // namespace kprior::influence
