@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "kprior/core/error.h"
+#include "kprior/linearize/linearize.h"
 
 namespace kprior::influence {
 
@@ -44,8 +45,7 @@ RetrainOutcome retrain_without(nn::TapedModule& model, const std::vector<torch::
     if (!indices.empty()) {
       const auto removed = train.subset(torch::tensor(indices, torch::kLong).to(train.inputs.device()));
       torch::NoGradGuard no_grad;
-      const auto logits = model.forward(removed.inputs)
-                              .index_select(1, torch::tensor(columns, torch::kLong).to(train.inputs.device()));
+      const auto logits = linearize::head_logits(model.forward(removed.inputs), columns);
       out.removed_probs = torch::softmax(logits, 1);
       out.removed_nll = train::quality_of(logits, removed.targets).nll;
     }

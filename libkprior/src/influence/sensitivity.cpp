@@ -26,8 +26,7 @@ Sensitivities one_batch(nn::TapedModule& model, const torch::Tensor& x, const to
     // Eval mode as the linearization engine's Jacobians: e_i and V_i of the same function.
     nn::EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
-    s.logits = model.forward(x).index_select(
-        1, torch::tensor(columns, torch::kLong).to(x.device()));
+    s.logits = linearize::head_logits(model.forward(x), columns);
   }
   const auto p = torch::softmax(s.logits, 1);
   s.residual = p - torch::one_hot(y, p.size(1)).to(p.dtype());

@@ -11,10 +11,6 @@
 namespace kprior::influence {
 namespace {
 
-torch::Tensor head_columns(const std::vector<int64_t>& columns, const torch::Device& device) {
-  return torch::tensor(columns, torch::kLong).to(device);
-}
-
 void check_set(const torch::Tensor& x, const torch::Tensor& targets,
                const std::vector<int64_t>& indices) {
   if (indices.empty()) throw UsageError("remove_set: the set to remove is empty");
@@ -45,13 +41,12 @@ std::vector<torch::Tensor> summed_loss_gradient(nn::TapedModule& model, const to
   const auto params = model.parameters();
   std::vector<torch::Tensor> total;
   for (const auto& p : params) total.push_back(torch::zeros_like(p).detach());
-  const auto cols = head_columns(columns, x.device());
   const auto y = targets.to(torch::kLong).to(x.device());
   nn::EvalModeGuard eval_mode(model);  // the function the Jacobians and curvature linearize
   torch::AutoGradMode grad_on(true);
   for (int64_t start = 0; start < x.size(0); start += batch_size) {
     const auto stop = std::min(x.size(0), start + batch_size);
-    const auto logits = model.forward(x.slice(0, start, stop)).index_select(1, cols);
+    const auto logits = linearize::head_logits(model.forward(x.slice(0, start, stop)), columns);
     const auto loss = torch::nn::functional::cross_entropy(
         logits, y.slice(0, start, stop),
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
@@ -108,7 +103,7 @@ torch::Tensor logits_after(nn::TapedModule& model, const torch::Tensor& x,
   {
     nn::EvalModeGuard eval_mode(model);  // as jacobian_vector_product's
     torch::NoGradGuard no_grad;
-    f = model.forward(x).index_select(1, head_columns(columns, x.device()));
+    f = linearize::head_logits(model.forward(x), columns);
   }
   return f + linearize::jacobian_vector_product(model, x, columns, removal.mean_shift);
 }

@@ -85,15 +85,11 @@ torch::Tensor sum_layers(const Layout& l, const Signals& s, const std::vector<to
   return total;
 }
 
-torch::Tensor head(const torch::Tensor& logits, const std::vector<int64_t>& columns) {
-  return logits.index_select(1, torch::tensor(columns, torch::kLong).to(logits.device()));
-}
-
 // Cotangents [N, R, C_out] placing rows [N, R, C] (over the head) into the full output.
 CotangentFn head_rows(const std::vector<int64_t>& columns,
                       const std::function<torch::Tensor(const torch::Tensor&)>& rows_of_head) {
   return [columns, rows_of_head](const torch::Tensor& logits) {
-    const auto rows = rows_of_head(head(logits, columns));
+    const auto rows = rows_of_head(head_logits(logits, columns));
     auto cot = torch::zeros({logits.size(0), rows.size(1), logits.size(1)}, logits.options());
     cot.index_copy_(2, torch::tensor(columns, torch::kLong).to(logits.device()), rows);
     return cot;
@@ -215,6 +211,10 @@ int64_t max_kernel_inputs(nn::TapedModule& model, const torch::Tensor& x, int64_
   return per_input > 0 ? kKernelFloats / per_input : 0;
 }
 
+torch::Tensor head_logits(const torch::Tensor& logits, const std::vector<int64_t>& columns) {
+  return logits.index_select(1, torch::tensor(columns, torch::kLong).to(logits.device()));
+}
+
 torch::Tensor softmax_hessian(const torch::Tensor& p) {
   return torch::diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1);
 }
@@ -224,7 +224,7 @@ torch::Tensor head_probabilities(nn::TapedModule& model, const torch::Tensor& x,
   check_columns(columns);
   torch::NoGradGuard no_grad;
   nn::EvalModeGuard eval_mode(model);
-  return torch::softmax(head(model.forward(x), columns), 1);
+  return torch::softmax(head_logits(model.forward(x), columns), 1);
 }
 
 torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tensor& x,
@@ -244,7 +244,7 @@ torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tenso
   nn::EvalModeGuard eval_mode(model);
   return in_batches(x, batch_for(model, x, 1), [&](const torch::Tensor& xb) {
     torch::AutoGradMode grad_on(true);
-    const auto f = head(model.forward(xb), columns);
+    const auto f = head_logits(model.forward(xb), columns);
     // uᵀJ is linear in u; differentiating ⟨uᵀJ, d⟩ by u gives J d (u's value is irrelevant).
     auto u = torch::zeros_like(f).requires_grad_(true);
     const auto vjp = torch::autograd::grad({f}, params, {u}, /*retain_graph=*/true,

@@ -115,6 +115,9 @@ torch::Tensor jacobian_vector_product(nn::TapedModule& model, const torch::Tenso
                                       const std::vector<int64_t>& columns,
                                       const std::vector<torch::Tensor>& direction);
 
+/// The logits [N, C] of a head: `columns` of the model's outputs [N, C_out], in that order.
+torch::Tensor head_logits(const torch::Tensor& logits, const std::vector<int64_t>& columns);
+
 /// Λ = diag(p) − p pᵀ per example [N, C, C] from probabilities p [N, C]: the Hessian of the
 /// softmax cross-entropy in the logits (the GGN's output curvature).
 torch::Tensor softmax_hessian(const torch::Tensor& p);
