@@ -85,7 +85,49 @@ json summary_json(const kprior::checkpoint::Summary& s) {
     mem.push_back({{"task", m.task}, {"size", m.size}, {"per_class", per_class}, {"scores", stats_json(m.scores)}});
   }
   out["memory"] = mem;
+  if (!s.example_scores.empty()) {
+    json tasks = json::array();
+    for (const auto& t : s.example_scores) {
+      json entry = {{"task", t.task}, {"examples", t.examples}, {"remembered", t.remembered},
+                    {"posterior", t.posterior}, {"lambda_trace", stats_json(t.lambda_trace)}};
+      if (t.logit_variance.count > 0) entry["logit_variance"] = stats_json(t.logit_variance);
+      if (t.mpe.count > 0) entry["mpe"] = stats_json(t.mpe);
+      tasks.push_back(entry);
+    }
+    out["example_scores"] = tasks;
+  }
+  if (s.has_sensitivities) {
+    const auto& v = s.sensitivities;
+    out["sensitivities"] = {{"form", v.form}, {"examples", v.examples}, {"nll_mean", v.nll},
+                            {"loo_nll_mean", std::isfinite(v.loo_nll) ? json(v.loo_nll) : json()},
+                            {"without_estimate", v.without_estimate},
+                            {"glm_invalid", v.glm_invalid >= 0 ? json(v.glm_invalid) : json()}};
+  }
   return out;
+}
+
+// An example-scores file: per task, how many examples were scored and remembered, and the
+// range of each score.
+void print_example_scores(const std::vector<kprior::checkpoint::ScoresSummary>& tasks) {
+  const auto range = [](const Stats& st) {
+    return st.count > 0 ? fmt::format("{:.3g}..{:.3g} (median {:.3g})", st.min, st.max, st.median) : std::string("-");
+  };
+  for (const auto& t : tasks) {
+    fmt::print("scores of task {}: {} examples, {} remembered, posterior {}; Tr Λ {}", t.task + 1, t.examples,
+               t.remembered, t.posterior, range(t.lambda_trace));
+    if (t.logit_variance.count > 0) fmt::print("; logit variance {}", range(t.logit_variance));
+    if (t.mpe.count > 0) fmt::print("; MPE {}", range(t.mpe));
+    fmt::print("\n");
+  }
+}
+
+// An mpe-influence sensitivities file: its form, size and mean NLLs.
+void print_sensitivities(const kprior::checkpoint::SensitivitiesSummary& v) {
+  fmt::print("sensitivities ({} form) of {} examples: mean NLL {:.4f}, estimated leave-one-out NLL {}", v.form,
+             v.examples, v.nll, std::isfinite(v.loo_nll) ? fmt::format("{:.4f}", v.loo_nll) : std::string("none"));
+  if (v.without_estimate > 0) fmt::print(" ({} examples without an estimate left out)", v.without_estimate);
+  if (v.glm_invalid >= 0) fmt::print("; {} examples with no downdated posterior (GLM form)", v.glm_invalid);
+  fmt::print("\n");
 }
 
 void print_summary(const kprior::checkpoint::Summary& s) {
@@ -101,6 +143,8 @@ void print_summary(const kprior::checkpoint::Summary& s) {
   } else if (!s.content.empty() && s.content != "run") {
     fmt::print("content: {} (no model)\n", s.content);  // e.g. mpe-influence's sensitivities file
   }
+  print_example_scores(s.example_scores);
+  if (s.has_sensitivities) print_sensitivities(s.sensitivities);
   if (s.has_posterior) {
     fmt::print("posterior ({}): variance min {:.3g} median {:.3g} max {:.3g}; |mean| median {:.3g} max {:.3g}\n",
                s.posterior_source, s.posterior_variance.min, s.posterior_variance.median,
@@ -161,8 +205,16 @@ int main(int argc, char** argv) {
     using namespace kprior;
     if (columns < 1) throw UsageError("--columns must be >= 1");
     if (scale < 1 || scale > 16) throw UsageError("--scale must be in 1..16");
+    if (as_json && o_task->count() > 0) {
+      throw UsageError("--json prints the summary; --export-memory writes a PNG instead: give one of them");
+    }
     const auto tree = checkpoint::read(file);
     if (o_task->count() > 0) {
+      const auto content = tree.has_attr("@content") ? tree.text("@content") : std::string();
+      if (content != "run" && content != "memory") {
+        throw UsageError("--export-memory: " + file + " is not a kprior-run checkpoint (it holds " +
+                         (content.empty() ? std::string("no @content") : "'" + content + "'") + ")");
+      }
       const auto memories = checkpoint::get_memories(tree);
       if (memories.empty()) throw UsageError("--export-memory: the checkpoint holds no memory (its method keeps none)");
       if (task < 1 || task > static_cast<int64_t>(memories.size())) {

@@ -54,6 +54,11 @@ done
 grep -q '"spearman"' "$scratch/run/summary.json" || { echo "FAIL: summary.json lacks correlations"; fail=1; }
 # kprior-inspect names what the sensitivities file is instead of "0 parameters".
 expect 0 "content: mpe-influence sensitivities (no model)" -- "$1/kprior-inspect" "$scratch/run/influence.h5"
+# ... and summarises it: the form, the examples, the mean NLLs (those of summary.json).
+printf '%s' "$out" | grep -q "sensitivities (diagonal form) of [0-9]* examples: mean NLL [0-9.]*, estimated leave-one-out NLL [0-9.]*" ||
+  { echo "FAIL: kprior-inspect does not summarise influence.h5: $out"; fail=1; }
+expect 2 "is not a kprior-run checkpoint (it holds 'mpe-influence sensitivities')" -- "$1/kprior-inspect" \
+  "$scratch/run/influence.h5" --export-memory 1 --png "$scratch/x.png"
 # Reading the model back skips training and gives the same estimates.
 expect 0 "loaded mlp and its posterior" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --remove-class 3 --out "$scratch/again"
 # ... and reports how the file's model was trained (from the file: this run trained nothing).

@@ -35,6 +35,9 @@ expect 2 "give --remove-class or --per-example" -- "$infl" --plot --data-dir "$d
 expect 0 "wrote .*accuracy.png" -- "$run" --data-dir "$data" --method fromp --epochs 1 --plot --example-scores \
   --out "$scratch/run" --threads 1
 is_png "$scratch/run/accuracy.png" || { echo "FAIL: accuracy.png is not a PNG"; fail=1; }
+# kprior-inspect summarises the scores file: per task, the examples and the remembered ones.
+expect 0 "scores of task 5: [0-9]* examples, 40 remembered, posterior laplace; Tr Λ" -- "$1/kprior-inspect" \
+  "$scratch/run/example_scores.h5"
 # Each task's remembered examples, located by memory_indices in the per-example scores, carry
 # the memory's labels and Tr Λ scores from the checkpoint: the two files describe one boundary.
 "$python" - "$scratch/run" <<'PY' || fail=1

@@ -18,8 +18,10 @@
 
 #include "blobs.h"
 #include "catch.h"
+#include "file_error.h"
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
+#include "kprior/checkpoint/summary.h"
 #include "kprior/core/error.h"
 #include "kprior/nn/mlp.h"
 #include "kprior/nn/models.h"
@@ -349,4 +351,68 @@ TEST_CASE("resuming a model with dropout (CifarNet) draws the same masks as the 
     auto model = nn::make_model(nn::ModelKind::CifarNet, {3, 32, 32}, 4);
     return std::make_unique<train::ContinualLearner>(model, regularize::make_regularizers("fromp", {}), options);
   });
+}
+
+TEST_CASE("Summaries of example-scores and sensitivities files, and refusals of malformed ones", "[checkpoint]") {
+  using Catch::Matchers::Contains;
+  using kprior::testing::file_error;
+  checkpoint::Tree scores;
+  scores.put_attr("@producer", std::string("test"));
+  scores.put_attr("@format_version", int64_t{1});
+  scores.put_attr("@content", std::string("kprior-run example scores"));
+  // Task 1 (group task_1) before task 0 in name order only by number: summaries are by task.
+  for (const int64_t t : {1, 0}) {
+    const std::string g = "task_" + std::to_string(t);
+    scores.put(g + "/labels", torch::tensor({0, 1, 1, 0, 1}, torch::kLong) + 2 * t);
+    scores.put(g + "/lambda_trace", torch::tensor({0.1f, 0.5f, 0.2f, 0.4f, 0.3f}) * static_cast<float>(t + 1));
+    scores.put_attr(g + "@posterior", std::string(t == 0 ? "ivon" : "none"));
+  }
+  scores.put("task_0/logit_variance", torch::tensor({1.f, 2.f, 3.f, 4.f, 5.f}));
+  scores.put("task_0/mpe", torch::tensor({5.f, 4.f, 3.f, 2.f, 1.f}));
+  scores.put("task_0/memory_indices", torch::tensor({1, 4}, torch::kLong));
+  auto s = checkpoint::summarize(scores);
+  REQUIRE(s.example_scores.size() == 2);
+  CHECK(s.example_scores[0].task == 0);
+  CHECK(s.example_scores[0].examples == 5);
+  CHECK(s.example_scores[0].remembered == 2);
+  CHECK(s.example_scores[0].posterior == "ivon");
+  CHECK(s.example_scores[0].lambda_trace.min == Approx(0.1));
+  CHECK(s.example_scores[0].lambda_trace.max == Approx(0.5));
+  CHECK(s.example_scores[0].logit_variance.mean == Approx(3.0));
+  CHECK(s.example_scores[0].mpe.count == 5);
+  CHECK(s.example_scores[1].task == 1);
+  CHECK(s.example_scores[1].lambda_trace.max == Approx(1.0));
+  CHECK(s.example_scores[1].logit_variance.count == 0);  // no posterior: no such score
+  CHECK(s.example_scores[1].remembered == 0);
+  scores.put("task_1/lambda_trace", torch::ones({4}));
+  CHECK_THAT(file_error([&] { checkpoint::summarize(scores); }), Contains("'task_1/lambda_trace' has shape [4], expected [5]"));
+
+  checkpoint::Tree sens;
+  sens.put_attr("@producer", std::string("test"));
+  sens.put_attr("@format_version", int64_t{1});
+  sens.put_attr("@content", std::string("mpe-influence sensitivities"));
+  sens.put_attr("sensitivities@form", std::string("glm"));
+  const auto nll = torch::tensor({0.2f, 0.4f, 0.6f, 0.8f});
+  const auto loo = torch::tensor({0.3f, 0.5f, std::nanf(""), 1.3f});
+  sens.put("sensitivities/nll", nll);
+  sens.put("sensitivities/loo_nll", loo);
+  sens.put("sensitivities/labels", torch::tensor({0, 1, 2, 3}, torch::kLong));
+  for (const char* name : {"logits", "variance", "deviation"}) sens.put(std::string("sensitivities/") + name, torch::zeros({4, 10}));
+  sens.put("sensitivities/glm_invalid", torch::tensor({0, 0, 1, 1}, torch::kUInt8));
+  s = checkpoint::summarize(sens);
+  REQUIRE(s.has_sensitivities);
+  CHECK(s.sensitivities.form == "glm");
+  CHECK(s.sensitivities.examples == 4);
+  CHECK(s.sensitivities.nll == Approx(0.5));
+  CHECK(s.sensitivities.loo_nll == Approx((0.3 + 0.5 + 1.3) / 3));  // the NaN example left out
+  CHECK(s.sensitivities.without_estimate == 1);
+  CHECK(s.sensitivities.glm_invalid == 2);
+  sens.put("sensitivities/deviation", torch::zeros({3, 10}));
+  CHECK_THAT(file_error([&] { checkpoint::summarize(sens); }), Contains("'sensitivities/deviation' has shape [3, 10]"));
+
+  checkpoint::Tree model;
+  model.put_attr("@producer", std::string("test"));
+  model.put_attr("@format_version", int64_t{1});
+  model.put_attr("@content", std::string("mpe-influence model"));
+  CHECK_THAT(file_error([&] { checkpoint::summarize(model); }), Contains("without 'model@architecture'"));
 }

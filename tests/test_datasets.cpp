@@ -19,6 +19,7 @@
 #include <jpeglib.h>  // after <cstdio>: writes the grey and CMYK files write_jpeg does not
 
 #include "catch.h"
+#include "file_error.h"
 #include "dataset_fixtures.h"
 #include "kprior/core/error.h"
 #include "kprior/data/array_file.h"
@@ -37,21 +38,7 @@ using kprior::testing::cifar_pixel;
 using kprior::testing::TempDir;
 using Catch::Matchers::Contains;
 
-namespace {
-
-// The message of the FileError that `f` throws (fails the test if it throws none).
-template <typename F>
-std::string file_error(F&& f) {
-  try {
-    f();
-  } catch (const kprior::FileError& e) {
-    return e.what();
-  }
-  FAIL("no FileError thrown");
-  return {};
-}
-
-}  // namespace
+using kprior::testing::file_error;
 
 TEST_CASE("CIFAR-10 binary: labels and CHW pixels as written, training batches in order", "[datasets]") {
   TempDir tmp;

@@ -83,7 +83,11 @@ Header parse_header(const std::string& path, const std::string& block) {
 // Checks the header, the length and the checksum before HDF5 sees the file.
 uint64_t verify_envelope(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw FileError(path, "no such checkpoint file");
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    if (std::filesystem::is_directory(path, ec)) throw FileError(path, "is a folder, not a checkpoint file");
+    if (std::filesystem::exists(path, ec)) throw FileError(path, "is not a regular file, not a checkpoint file");
+    throw FileError(path, "no such checkpoint file");
+  }
   const auto size = static_cast<uint64_t>(std::filesystem::file_size(path, ec));
   if (ec) throw FileError(path, "cannot read its size: " + ec.message());
   std::ifstream in(path, std::ios::binary);

@@ -22,6 +22,24 @@ struct MemorySummary {
   Stats scores;
 };
 
+/// One task of a kprior-run example-scores file.
+struct ScoresSummary {
+  int64_t task = 0;              ///< numbered from 0, as the file's task_<s> groups
+  int64_t examples = 0;          ///< scored training examples
+  int64_t remembered = 0;        ///< of them in the task's memory (0: no memory)
+  std::string posterior;         ///< the posterior the scores used: laplace, ivon or none
+  Stats lambda_trace, logit_variance, mpe;  ///< count 0 where the file has no such score
+};
+
+/// An mpe-influence sensitivities file.
+struct SensitivitiesSummary {
+  std::string form;
+  int64_t examples = 0;
+  double nll = 0, loo_nll = 0;  ///< means over the examples with a finite value
+  int64_t without_estimate = 0;  ///< examples whose loo_nll is not finite
+  int64_t glm_invalid = -1;      ///< GLM form: examples flagged glm_invalid; -1 where not recorded
+};
+
 struct Summary {
   std::string file, producer, content;
   int64_t format_version = 0;
@@ -42,8 +60,13 @@ struct Summary {
   std::vector<std::vector<double>> accuracy;
   std::vector<std::array<double, 3>> timings;
   double average_accuracy = 0;  // mean of the last completed row
+  std::vector<ScoresSummary> example_scores;  // example-scores files only
+  bool has_sensitivities = false;             // mpe-influence sensitivities files only
+  SensitivitiesSummary sensitivities;
 };
 
+/// Throws kprior::FileError naming the file when a part it summarises is malformed (missing
+/// objects, lengths that disagree).
 Summary summarize(const Tree& tree);
 
 }  // namespace kprior::checkpoint
