@@ -50,10 +50,40 @@ def accuracy_matrices(results, view="task_incremental"):
     return np.array(mats, dtype=float)
 
 
+def matrix_from_csv(path):
+    """[1, T, T] accuracies from accuracy_matrix.csv (the rows of the tasks learned so far;
+    NaN elsewhere), for a run stopped before its results.json."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    t = len(rows[0]) - 1
+    m = np.full((t, t), np.nan)
+    for row in rows[1:]:
+        i = int(row[0]) - 1
+        for j, v in enumerate(row[1:]):
+            if v != "":
+                m[i, j] = float(v)
+    return m[None]
+
+
 def average_after_each_task(matrices):
-    """[seeds, T]: mean accuracy over the tasks seen so far, after each task."""
+    """[seeds, T]: mean accuracy over the tasks seen so far, after each task (NaN after a task
+    whose row was not measured: joint training's, a stopped run's)."""
     t = matrices.shape[1]
-    return np.stack([np.nanmean(matrices[:, i, : i + 1], axis=1) for i in range(t)], axis=1)
+    out = np.full((matrices.shape[0], t), np.nan)
+    for i in range(t):
+        seen = matrices[:, i, : i + 1]
+        measured = ~np.isnan(seen).all(axis=1)
+        out[measured, i] = np.nanmean(seen[measured], axis=1)
+    return out
+
+
+def correlation_text(x, y):
+    """"Pearson a, Spearman b", or n/a where a correlation is undefined (fewer than two
+    points, or no spread)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return "Pearson n/a, Spearman n/a"
+    return f"Pearson {np.corrcoef(x, y)[0, 1]:.2f}, Spearman {spearman(x, y):.2f}"
 
 
 def read_csv(path):
@@ -101,6 +131,8 @@ def draw_accuracy_matrix(ax, matrix, title=""):
     for i in range(t):
         for j in range(i + 1):
             v = 100 * matrix[i, j]
+            if np.isnan(v):
+                continue  # not measured (joint training has the last row only)
             dark = (v - vmin) / (vmax - vmin) < 0.6  # viridis is dark at its low end
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
                     color="white" if dark else "black")
@@ -118,7 +150,9 @@ def draw_average_accuracy(ax, curves, title="average accuracy over the tasks see
     Mean over seeds with a ±1 std band."""
     for label, acc in curves.items():
         acc = 100 * np.asarray(acc, dtype=float)
-        x = np.arange(1, acc.shape[1] + 1)
+        measured = ~np.isnan(acc).any(axis=0)  # tasks after which every seed was evaluated
+        x = np.arange(1, acc.shape[1] + 1)[measured]
+        acc = acc[:, measured]
         mean, std = acc.mean(axis=0), acc.std(axis=0)
         (line,) = ax.plot(x, mean, marker="o", ms=3, label=label)
         if acc.shape[0] > 1:
@@ -213,10 +247,10 @@ def draw_class_removal(ax, cols, protocol="published"):
         ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xlabel(f"test NLL after retraining without the class ({protocol})")
     ax.set_ylabel("estimated NLL of the removed class (no retraining)")
-    ax.set_title(f"class removal: Spearman {spearman(x, y):.2f}, "
-                 f"Pearson {np.corrcoef(x, y)[0, 1]:.2f}\n"
-                 f"(marker size: accuracy drop, {drop.min():.1f} to {drop.max():.1f} points)",
+    ax.set_title(f"class removal: {correlation_text(x, y)}\n"
+                 f"(marker size: accuracy drop, {drop.min():.3g} to {drop.max():.3g} points)",
                  fontsize=9)
+    ax.ticklabel_format(useOffset=False)  # tiny ranges: plain ticks, no "1e-5+1.312"
     ax.grid(alpha=0.3)
 
 
@@ -228,14 +262,15 @@ def draw_per_example(ax, cols):
     ax.scatter(est, true, s=12, alpha=0.7)
     # Warm-started retraining moves less than the estimate (it does not reach the new
     # optimum), so the scale is shown as a fitted slope rather than against y = x.
-    slope = float(est @ true / (est @ est))
+    slope = float(est @ true / (est @ est)) if est @ est > 0 else 0.0
     xs = np.array([est.min(), est.max()])
     ax.plot(xs, slope * xs, "k--", lw=0.8, label=f"fit y = {slope:.3g} x")
     agree = np.mean(np.sign(est) == np.sign(true))
     ax.set_xlabel("estimated change of p(true class)")
     ax.set_ylabel("change after retraining")
-    ax.set_title(f"{len(est)} single removals: Pearson {np.corrcoef(est, true)[0, 1]:.2f}, "
-                 f"Spearman {spearman(est, true):.2f}, same sign {100 * agree:.0f}%", fontsize=9)
+    ax.set_title(f"{len(est)} single removals: {correlation_text(est, true)}, "
+                 f"same sign {100 * agree:.0f}%", fontsize=9)
+    ax.ticklabel_format(useOffset=False)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
@@ -247,15 +282,27 @@ def run_figure(run_dir, out_png):
     """kprior-run --plot: the first seed's accuracy matrix and the average accuracy after each
     task (mean ± std over the seeds)."""
     plt = _pyplot()
-    results = load_results(run_dir)
-    cfg = results["config"]
-    mats = accuracy_matrices(results)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
-    draw_accuracy_matrix(a, mats[0], f"accuracy (%), seed {results['runs'][0]['seed']}")
-    label = f"{cfg['method']} ({cfg['optimizer']})"
-    draw_average_accuracy(b, {label: average_after_each_task(mats)})
-    fig.suptitle(f"{cfg['tasks']}: {label}, final average "
+    if os.path.exists(os.path.join(run_dir, "results.json")):
+        results = load_results(run_dir)
+        cfg = results["config"]
+        mats = accuracy_matrices(results)
+        label = f"{cfg['method']} ({cfg['optimizer']})"
+        seed = results["runs"][0]["seed"]
+        title = (f"{cfg['tasks']}: {label}, final average "
                  f"{100 * results['average_accuracy_mean']:.2f}% over {len(mats)} seed(s)")
+    elif os.path.exists(os.path.join(run_dir, "accuracy_matrix.csv")):
+        # A stopped run: its rows so far (results.json is written when the run ends).
+        mats = matrix_from_csv(os.path.join(run_dir, "accuracy_matrix.csv"))
+        label, seed = "so far", "of the run"
+        learned = int((~np.isnan(mats[0]).all(axis=1)).sum())
+        title = f"{run_dir}: stopped after task {learned} of {mats.shape[1]}"
+    else:
+        raise PlotError(f"{run_dir} has neither results.json nor accuracy_matrix.csv (not a kprior-run "
+                        "output folder)")
+    draw_accuracy_matrix(a, mats[0], f"accuracy (%), seed {seed}")
+    draw_average_accuracy(b, {label: average_after_each_task(mats)})
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
@@ -267,10 +314,11 @@ def influence_figure(out_dir, out_png, panels=("classes", "examples")):
     the ones to draw when their file exists."""
     plt = _pyplot()
     files = {"classes": "class_removal.csv", "examples": "per_example.csv"}
-    panels = [(k, read_csv(os.path.join(out_dir, files[k]))) for k in panels
-              if os.path.exists(os.path.join(out_dir, files[k]))]
-    if not panels:
-        raise SystemExit(f"kprior_plot: {out_dir} has neither class_removal.csv nor per_example.csv")
+    present = [k for k in panels if os.path.exists(os.path.join(out_dir, files[k]))]
+    if not present:
+        raise PlotError(f"{out_dir} has no " + " or ".join(files[k] for k in panels) +
+                        " (--panels " + ",".join(panels) + ")")
+    panels = [(k, read_csv(os.path.join(out_dir, files[k]))) for k in present]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
     for ax, (kind, cols) in zip(axes[0], panels):
         if kind == "examples":
@@ -289,6 +337,10 @@ def influence_figure(out_dir, out_png, panels=("classes", "examples")):
     plt.close(fig)
 
 
+class PlotError(Exception):
+    """What the user must change (a folder without the files, an option): one line, exit 1."""
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -304,10 +356,25 @@ def main(argv):
     if a.command == "check":
         _pyplot()
         return 0
-    if a.command == "run":
-        run_figure(a.dir, a.out)
-    else:
-        influence_figure(a.dir, a.out, [k for k in a.panels.split(",") if k])
+    folder = os.path.dirname(os.path.abspath(a.out))
+    if not os.path.isdir(folder):
+        p.error(f"--out {a.out}: the folder {folder} does not exist")
+    if not os.path.isdir(a.dir):
+        p.error(f"{a.dir} is not a folder")
+    try:
+        if a.command == "run":
+            run_figure(a.dir, a.out)
+        else:
+            panels = [k for k in a.panels.split(",") if k]
+            unknown = [k for k in panels if k not in ("classes", "examples")]
+            if unknown or not panels:
+                p.error(f"--panels {a.panels}: expected classes, examples or both")
+            influence_figure(a.dir, a.out, panels)
+    except (PlotError, OSError, KeyError, ValueError) as e:
+        # A malformed or foreign file: one line naming it, no traceback.
+        what = str(e) if isinstance(e, (PlotError, OSError)) else f"{type(e).__name__}: {e}"
+        print(f"kprior_plot: error: {what}", file=sys.stderr)
+        return 1
     print(f"wrote {a.out}")
     return 0
 

@@ -67,6 +67,16 @@ expect 2 "joint training has none" -- "$run" --method joint --example-scores --d
 # A resumed run keeps the scores of the tasks learned before the stop.
 expect 0 "stopped after task 2" -- "$run" --data-dir "$data" --method fromp --epochs 1 --example-scores \
   --stop-after-task 2 --threads 1 --out "$scratch/resumed"
+# The plot script draws a stopped run from its rows so far (results.json comes at the end).
+plot="$(dirname "$0")/../notebooks/kprior_plot.py"
+expect 0 "wrote $scratch/stopped.png" -- "$python" "$plot" run "$scratch/resumed" --out "$scratch/stopped.png"
+is_png "$scratch/stopped.png" || { echo "FAIL: stopped.png is not a PNG"; fail=1; }
+# Its errors are one line, not a traceback.
+expect 1 "kprior_plot: error: $scratch has neither results.json nor accuracy_matrix.csv" -- \
+  "$python" "$plot" run "$scratch" --out "$scratch/j.png"
+expect 2 "panels nope: expected classes, examples or both" -- "$python" "$plot" influence "$scratch/resumed" \
+  --out "$scratch/p.png" --panels nope
+expect 2 "the folder $scratch/none does not exist" -- "$python" "$plot" run "$scratch/resumed" --out "$scratch/none/x.png"
 expect 0 "average accuracy" -- "$run" --resume "$scratch/resumed" --threads 1
 "$python" - "$scratch/resumed/example_scores.h5" <<'PY' || fail=1
 import sys, h5py
