@@ -97,13 +97,34 @@ expect 2 "seed with --checkpoint acts only on --retrain and --per-example" -- "$
   --checkpoint "$scratch/run/model.h5" --seed 3 --out "$scratch/none"
 expect 1 "is a folder: give the model.h5 in it" -- "$bin" $load --checkpoint "$scratch/run" --out "$scratch/none"
 [ ! -e "$scratch/none" ] || { echo "FAIL: a refused run left its output folder"; fail=1; }
-# A run into an earlier run's folder removes the outputs it does not write (not model.h5).
+# A run into an earlier run's folder removes that run's outputs (not the model.h5 it loads).
 cp -r "$scratch/run" "$scratch/reused"
-expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/reused"
+expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/reused/model.h5" --out "$scratch/reused"
 for f in class_removal.csv top_influential.png top_influential.csv; do
   [ ! -e "$scratch/reused/$f" ] || { echo "FAIL: a stale $f stayed in a reused --out"; fail=1; }
 done
-[ -s "$scratch/reused/model.h5" ] || { echo "FAIL: a reused --out lost its model.h5"; fail=1; }
+[ -s "$scratch/reused/model.h5" ] || { echo "FAIL: a reused --out lost the model.h5 it loaded"; fail=1; }
+# Another file's model loaded into it: the earlier model.h5 is not this run's, and goes.
+expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/reused"
+[ ! -e "$scratch/reused/model.h5" ] || { echo "FAIL: an earlier run's model.h5 stayed beside another model's results"; fail=1; }
+# A run that fails leaves none of the earlier run's results beside its own, and says which run failed.
+cp -r "$scratch/run" "$scratch/failed"
+expect 1 "training: training diverged in epoch 1 of 1" -- "$bin" $quick --lr 1e30 --out "$scratch/failed"
+[ ! -e "$scratch/failed/summary.json" ] || { echo "FAIL: a failed run left the earlier summary.json"; fail=1; }
+# The model file decides the architecture; the sensitivities file is no model file.
+expect 0 "training lenet5" -- "$bin" --data-dir "$data" --train-size 300 --epochs 1 --threads 1 --model lenet5 \
+  --out "$scratch/lenet"
+expect 0 "loaded lenet5 and its posterior" -- "$bin" --data-dir "$data" --train-size 300 --threads 1 \
+  --checkpoint "$scratch/lenet/model.h5" --out "$scratch/lenet-again"
+expect 1 "is mpe-influence's sensitivities file (influence.h5), not its model file" -- "$bin" $load \
+  --checkpoint "$scratch/run/influence.h5" --out "$scratch/none2"
+expect 2 "checkpoint needs a model file" -- "$bin" $load --checkpoint "" --out "$scratch/none2"
+expect 2 "per-example-lr sets --per-example's runs: give --per-example N > 0" -- "$bin" $quick --per-example 0 \
+  --per-example-lr 0.3 --out "$scratch/none2"
+seq 0 1999 > "$scratch/every.txt"
+expect 2 "lists every training image, and retraining without them has nothing to train on" -- "$bin" $quick \
+  --remove-indices "$scratch/every.txt" --retrain --out "$scratch/none2"
+case $out in *"training mlp"*) echo "FAIL: removing every example was refused only after training"; fail=1 ;; esac
 # With SGD the learning rates default to the publication's: MLP 1e-2 → 1e-3.
 expect 0 "training mlp on 2000 Fashion-MNIST images (standardized inputs): 1 epochs, sgd lr 0.01" -- "$bin" $quick \
   --optimizer sgd --out "$scratch/sgd"

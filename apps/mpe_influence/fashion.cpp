@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "kprior/checkpoint/file.h"
 #include "kprior/core/error.h"
 #include "kprior/data/channel_stats.h"
 #include "kprior/nn/lenet5.h"
@@ -33,13 +34,22 @@ void scale_inputs(data::Dataset& train, data::Dataset& test, const std::string& 
 
 // Refuses, before any training, removals the training set cannot give: a class it does not
 // hold (a small --train-size), or single removals from fewer than two examples.
-void require_removable(const data::Dataset& train, const std::vector<int64_t>& classes, int64_t per_example) {
+void require_removable(const data::Dataset& train, const std::vector<int64_t>& classes, int64_t listed,
+                       int64_t per_example, bool retrain) {
   const auto counts = torch::bincount(train.targets, {}, 10);
   for (const auto c : classes) {
     if (counts[c].item<int64_t>() == 0) {
       throw UsageError(fmt::format("--remove-class: class {} ({}) has no examples among the {} training images",
                                    c, kFashionNames[static_cast<size_t>(c)], train.size()));
     }
+    if (retrain && counts[c].item<int64_t>() == train.size()) {
+      throw UsageError(fmt::format("--remove-class {} with --retrain: the {} training images are all of that class, "
+                                   "and retraining without them has nothing to train on", c, train.size()));
+    }
+  }
+  if (retrain && listed == train.size()) {
+    throw UsageError("--remove-indices with --retrain: the file lists every training image, and retraining without "
+                     "them has nothing to train on");
   }
   if (per_example > 0 && train.size() < 2) {
     throw UsageError("--per-example needs at least 2 training images to remove one and retrain");
@@ -69,6 +79,14 @@ std::string model_option_of(const std::string& architecture) {
            "LeNet-5 is the published tanh, average-pooling one): train it again";
   }
   return "an unknown architecture '" + architecture + "'";
+}
+
+std::string model_of_file(const std::string& path) {
+  const auto tree = checkpoint::read(path);
+  if (tree.has_attr("model@architecture") && tree.text("model@architecture") == architecture_name("lenet5")) {
+    return "lenet5";
+  }
+  return "mlp";
 }
 
 }  // namespace mpe_influence

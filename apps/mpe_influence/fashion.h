@@ -22,8 +22,10 @@ std::string fashion_dir(const std::string& dir);
 void scale_inputs(kprior::data::Dataset& train, kprior::data::Dataset& test, const std::string& inputs);
 
 /// Refuses removals the training set cannot give (a class it lacks, single removals from
-/// fewer than two examples).
-void require_removable(const kprior::data::Dataset& train, const std::vector<int64_t>& classes, int64_t per_example);
+/// fewer than two examples) or, with --retrain, leaves nothing to retrain on (`listed`: the
+/// number of --remove-indices examples).
+void require_removable(const kprior::data::Dataset& train, const std::vector<int64_t>& classes, int64_t listed,
+                       int64_t per_example, bool retrain);
 
 /// --model mlp or lenet5.
 std::shared_ptr<kprior::nn::TapedModule> make_model(const std::string& name);
@@ -32,5 +34,9 @@ std::shared_ptr<kprior::nn::TapedModule> make_model(const std::string& name);
 /// a file's architecture (or why none does).
 std::string architecture_name(const std::string& model);
 std::string model_option_of(const std::string& architecture);
+
+/// The --model of a model file's architecture (mlp where it names none mpe-influence builds:
+/// loading it then says what it holds).
+std::string model_of_file(const std::string& path);
 
 }  // namespace mpe_influence

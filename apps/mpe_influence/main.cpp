@@ -47,7 +47,23 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string fixed(double v, int digits = 4) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "nan"; }
+// Runs `fit`; a fit that fails (diverges) is reported with the run it was: training, or
+// which retraining.
+template <typename F>
+auto in_run(const std::string& run, F&& fit) {
+  try {
+    return fit();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const FileError&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error(run + ": " + e.what());
+  }
+}
+
+// A number for the terminal; "n/a" where summary.json has null (a correlation without spread).
+std::string fixed(double v, int digits = 4) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "n/a"; }
 
 json correlations(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() < 2) return nullptr;
@@ -82,7 +98,7 @@ void load_data(Run& r) {
     train_set = train_set.subset(torch::arange(o.train_size));
   }
   r.indices = o.remove_indices.empty() ? std::vector<int64_t>{} : read_indices(o.remove_indices, train_set.size());
-  require_removable(train_set, r.remove, o.per_example);
+  require_removable(train_set, r.remove, static_cast<int64_t>(r.indices.size()), o.per_example, o.retrain);
 }
 
 // 1. The trained model and its posterior: from --checkpoint, or trained here (and saved).
@@ -107,7 +123,7 @@ double prepare_model(Run& r, const CLI::App& cli) {
       adopt_file_training(summary["training"], cli, o);
     }
     scale_inputs(train_set, test_set, o.inputs);
-    prepare_output_dir(o, r.remove);
+    prepare_output_dir(o);
     o.prior_precision = loaded.prior_precision;
     summary["prior_precision"] = o.prior_precision;  // the file's δ
     if (o.retrain) r.protocols = retraining_protocols(o);  // retrain towards the file's δ
@@ -116,13 +132,15 @@ double prepare_model(Run& r, const CLI::App& cli) {
     fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
   } else {
     scale_inputs(train_set, test_set, o.inputs);
-    prepare_output_dir(o, r.remove);
+    prepare_output_dir(o);
     const auto fit = training_options(o);
     fmt::print("training {} on {} Fashion-MNIST images ({} inputs): {} epochs, {} lr {}, δ = {}\n", o.model,
                train_set.size(), o.inputs, fit.epochs(), o.optimizer, fit.lr(), o.prior_precision);
-    const auto report = train::fit_map(model, train_set, r.cols, fit, [&](int64_t e, double loss) {
-      fmt::print("  epoch {}/{}  loss {:.4f}\n", e + 1, fit.epochs(), loss);
-      std::fflush(stdout);
+    const auto report = in_run("training", [&] {
+      return train::fit_map(model, train_set, r.cols, fit, [&](int64_t e, double loss) {
+        fmt::print("  epoch {}/{}  loss {:.4f}\n", e + 1, fit.epochs(), loss);
+        std::fflush(stdout);
+      });
     });
     const auto t0 = Clock::now();
     if (report.ivon_posterior) {
@@ -206,13 +224,17 @@ void retrain_without_classes(Run& r, const std::vector<influence::ClassEstimate>
     fmt::print("retraining ({}: {} epochs, lr {:g} → {:g}), control run on all data...\n", p.name,
                p.fit.epochs(), p.fit.lr(), p.fit.final_lr() < 0 ? p.fit.lr() : p.fit.final_lr());
     std::fflush(stdout);
-    p.control = influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, {}, p.fit);
+    p.control = in_run("the control run of the " + p.name + " protocol", [&] {
+      return influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, {}, p.fit);
+    });
     for (size_t k = 0; k < chosen.size(); ++k) {
       fmt::print("  without class {} ({}/{}) ...", chosen[k].label, k + 1, chosen.size());
       std::fflush(stdout);
       const auto removed = influence::indices_of_class(r.train_set.targets, chosen[k].label);
       const auto& run = p.per_class.emplace_back(
-          influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, removed, p.fit));
+          in_run(fmt::format("retraining without class {} ({} protocol)", chosen[k].label, p.name), [&] {
+            return influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, removed, p.fit);
+          }));
       fmt::print(" test NLL {:.4f} acc {:.4f} ({:.1f} s)\n", run.test_nll, run.test_accuracy, run.seconds);
     }
   }
@@ -228,6 +250,7 @@ void write_class_table(Run& r, const std::vector<influence::ClassEstimate>& chos
   for (const auto& p : r.protocols) csv << fmt::format(",{0}_test_nll,{0}_test_accuracy,{0}_accuracy_drop,{0}_removed_nll", p.name);
   csv << "\n";
   fmt::print("\n{:>5} {:>9} {:>7} {:>10} {:>10}", "class", "name", "removed", "train NLL", "MPE NLL");
+  if (set_form) fmt::print(" {:>12}", "set test NLL");
   for (const auto& p : r.protocols) fmt::print(" {:>12} {:>9}", p.name + " NLL", "acc drop");
   fmt::print("\n");
   json classes = json::array();
@@ -244,6 +267,7 @@ void write_class_table(Run& r, const std::vector<influence::ClassEstimate>& chos
                          {"test_accuracy", s.test_accuracy}, {"clamped", s.clamped}};
     }
     fmt::print("{:>5} {:>9} {:>7} {:>10} {:>10}", e.label, name, e.removed, fixed(e.train_nll), fixed(e.estimated_nll));
+    if (set_form) fmt::print(" {:>12}", fixed(set_effects[k].test_nll));
     for (const auto& p : r.protocols) {
       const auto& run = p.per_class[k];
       const double drop = p.control.test_accuracy - run.test_accuracy;
@@ -309,11 +333,14 @@ void remove_listed(Run& r, const influence::Sensitivities& sens, const std::vect
               {"train_nll", sens.nll.index_select(0, idx).mean().item<double>()}};
   const auto eff = influence::estimate_set_effect(*r.model, r.train_set, r.test_set, r.cols, *r.q, indices,
                                                   r.o.prior_precision);
-  set["set_form"] = {{"removed_nll", eff.removed_nll}, {"test_nll", eff.test_nll}, {"test_accuracy", eff.test_accuracy}};
+  set["set_form"] = {{"removed_nll", eff.removed_nll}, {"test_nll", eff.test_nll}, {"test_accuracy", eff.test_accuracy},
+                     {"clamped", eff.clamped}};
   fmt::print("removing {} listed examples: estimated NLL on them {:.4f} (now {:.4f}); set form: test NLL {:.4f}, acc {:.4f}\n",
              indices.size(), set["estimated_nll"].get<double>(), set["train_nll"].get<double>(), eff.test_nll, eff.test_accuracy);
   for (const auto& p : r.protocols) {
-    const auto run = influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, indices, p.fit);
+    const auto run = in_run("retraining without the listed examples (" + p.name + " protocol)", [&] {
+      return influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, indices, p.fit);
+    });
     set[p.name] = {{"removed_nll", run.removed_nll}, {"test_nll", run.test_nll}, {"test_accuracy", run.test_accuracy},
                    {"control_test_nll", p.control.test_nll}, {"control_test_accuracy", p.control.test_accuracy}};
     fmt::print("  retrained ({}): NLL on them {:.4f}, test NLL {:.4f}, acc {:.4f} (control {:.4f}, {:.4f})\n", p.name,
@@ -335,14 +362,16 @@ void remove_single_examples(Run& r, const influence::Sensitivities& sens, const 
   const auto n = std::min<int64_t>(o.per_example, r.train_set.size());
   fmt::print("single-example removals: {} examples, {} full-batch {} steps each at lr {:g}\n", n,
              o.per_example_steps, o.per_example_optimizer, o.per_example_lr);
-  const auto rows = influence::compare_single_removals(
-      *r.model, weights, r.train_set, r.cols, sens, {order.begin(), order.begin() + n}, fit,
-      [](int64_t done, int64_t total) {
-        if (done % 10 == 0 || done == total) {
-          fmt::print("  {}/{} removed and retrained\n", done, total);
-          std::fflush(stdout);
-        }
-      });
+  const auto rows = in_run("single-example retraining (--per-example-lr)", [&] {
+    return influence::compare_single_removals(
+        *r.model, weights, r.train_set, r.cols, sens, {order.begin(), order.begin() + n}, fit,
+        [](int64_t done, int64_t total) {
+          if (done % 10 == 0 || done == total) {
+            fmt::print("  {}/{} removed and retrained\n", done, total);
+            std::fflush(stdout);
+          }
+        });
+  });
   std::ofstream csv(o.out_dir + "/per_example.csv");
   csv << "index,label,estimated_change_true_class,true_change_true_class,estimated_l1,true_l1,"
          "estimated_l1_linear\n";
@@ -411,6 +440,7 @@ int run(const CLI::App& cli, Run& r) {
   require_protocol_options(cli, r.protocols);
   load_data(r);
   torch::manual_seed(o.seed);
+  if (!o.checkpoint.empty() && cli.get_option("--model")->count() == 0) o.model = model_of_file(o.checkpoint);
   r.model = make_model(o.model);
   r.summary = {{"version", kprior::version()}, {"torch_version", TORCH_VERSION},
                {"threads", torch::get_num_threads()}, {"model", o.model},

@@ -23,7 +23,7 @@ void add_options(CLI::App& cli, Options& o) {
   cli.set_version_flag("--version", kprior::version());
   cli.add_option("--data-dir", o.data_dir, "folder with fashion-mnist/ (or the IDX files themselves)")->capture_default_str();
   cli.add_option("--out", o.out_dir, "output folder")->capture_default_str();
-  cli.add_option("--model", o.model, "mlp (784-32-16-10, tanh) or lenet5 (tanh, average pooling), as published")->capture_default_str();
+  cli.add_option("--model", o.model, "mlp (784-32-16-10, tanh) or lenet5 (tanh, average pooling), as published\n(default: mlp; with --checkpoint, the file's)")->capture_default_str();
   cli.add_option("--optimizer", o.optimizer,
                  "adam or sgd (momentum 0.9; Σ: diagonal GGN Laplace) or ivon (Σ: IVON's); with\n"
                  "--checkpoint, the optimizer of --retrain's converge protocol")->capture_default_str();
@@ -31,7 +31,7 @@ void add_options(CLI::App& cli, Options& o) {
                  "with adam: laplace (diagonal GGN, the default) or adam (from Adam's second moments)")->capture_default_str();
   cli.add_option("--epochs", o.epochs, "training epochs (default, or 0: mlp 30, lenet5 10)");
   cli.add_option("--lr", o.lr, "learning rate (default: adam 1e-3, ivon 0.1; sgd as published: mlp 1e-2,\nlenet5 1e-1)");
-  cli.add_option("--final-lr", o.final_lr, "learning rate at the end of the cosine decay (default: lr/100; sgd at the\npublished lr: 1e-3)");
+  cli.add_option("--final-lr", o.final_lr, "learning rate at the end of the cosine decay (default, or 0: lr/100; sgd at\nthe published lr: 1e-3)");
   cli.add_option("--batch-size", o.batch_size, "training batch size")->capture_default_str();
   cli.add_option("--prior-precision", o.prior_precision, "δ, the prior precision of the summed loss")->capture_default_str();
   cli.add_option("--train-size", o.train_size, "use the first N training images (default, or 0: all 60,000)");
@@ -41,7 +41,10 @@ void add_options(CLI::App& cli, Options& o) {
                  "scaling). With --checkpoint: the scaling the file's model was trained with")
       ->check(CLI::IsMember({"standardized", "unit"}))
       ->capture_default_str();
-  cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")->capture_default_str();
+  cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")
+      ->check(CLI::Validator([](std::string& v) { return v.rfind('-', 0) == 0 ? std::string("must be >= 0") : std::string(); },
+                             ""))
+      ->capture_default_str();
   cli.add_option("--threads", o.threads, "CPU threads (0 = all; at most the cores)")
       ->check(kprior::app::integer_in(0, 4096))
       ->capture_default_str();
@@ -51,7 +54,10 @@ void add_options(CLI::App& cli, Options& o) {
                  "with its exact posterior; with a diagonal Σ it can overshoot, and examples with\n"
                  "an eigenvalue of ΛV >= 1 are counted and reported)")->capture_default_str();
   cli.add_option("--remove-class", o.remove_class, "estimate removing a class 0..9, or 'all' (each in turn)");
-  cli.add_option("--remove-indices", o.remove_indices, "estimate removing the training examples listed in FILE");
+  cli.add_option("--remove-indices", o.remove_indices,
+                 "estimate removing the training examples listed in FILE: 0-based indices into the\n"
+                 "training set (its first --train-size images), separated by spaces, tabs, commas\n"
+                 "or line breaks; an index given twice counts once");
   cli.add_flag("--set-form", o.set_form, "also the set form: posterior downdate + one Newton step, test NLL and accuracy");
   cli.add_flag("--plot", o.plot,
                "also draw influence.png: estimated vs retrained NLL per removed class (marker\n"
@@ -64,7 +70,10 @@ void add_options(CLI::App& cli, Options& o) {
                  "(the training optimizer at a larger constant lr)")->capture_default_str();
   auto* o_retrain_epochs = cli.add_option("--retrain-epochs", o.retrain_epochs, "epochs of the published protocol (default, or 0: 10; the publication: 1000)");
   auto* o_converge_epochs = cli.add_option("--converge-epochs", o.converge_epochs, "epochs of the converge protocol")->capture_default_str();
-  auto* o_converge_lr = cli.add_option("--converge-lr", o.converge_lr, "learning rate of the converge protocol")->capture_default_str();
+  auto* o_converge_lr = cli.add_option("--converge-lr", o.converge_lr,
+                                       "constant learning rate of the converge protocol (the same for every\n"
+                                       "optimizer: with ivon, which trains from 0.1, give a larger one)")
+                            ->capture_default_str();
   auto* o_per_example = cli.add_option("--per-example", o.per_example, "remove N random single examples, retrain for each (full batch), compare softmax changes");
   auto* o_pe_steps = cli.add_option("--per-example-steps", o.per_example_steps, "full-batch steps of each single-example retraining")->capture_default_str();
   auto* o_pe_lr = cli.add_option("--per-example-lr", o.per_example_lr, "learning rate of the single-example retraining")->capture_default_str();
@@ -91,6 +100,14 @@ void check_options(const CLI::App& cli, const Options& o) {
   }
   if (o.epochs < 0 || o.retrain_epochs < 0 || o.train_size < 0) {
     throw UsageError("--epochs, --retrain-epochs and --train-size must be >= 0 (0: the default)");
+  }
+  if (o.per_example == 0) {  // --per-example 0 counts as given: its options would not act
+    for (const char* name : {"--per-example-steps", "--per-example-lr", "--per-example-optimizer"}) {
+      if (cli.get_option(name)->count() > 0) throw UsageError(std::string(name) + " sets --per-example's runs: give --per-example N > 0");
+    }
+  }
+  if (cli.get_option("--checkpoint")->count() > 0 && o.checkpoint.empty()) {
+    throw UsageError("--checkpoint needs a model file (model.h5)");
   }
   if (o.converge_epochs <= 0 || o.per_example_steps <= 0) {
     throw UsageError("--converge-epochs and --per-example-steps must be > 0");
@@ -172,8 +189,13 @@ std::vector<int64_t> read_indices(const std::string& path, int64_t n) {
     }
   }
   std::sort(out.begin(), out.end());
+  const auto given = out.size();
   out.erase(std::unique(out.begin(), out.end()), out.end());
   if (out.empty()) throw FileError(path, "no indices to remove (the removal set is empty)");
+  if (out.size() < given) {
+    fmt::print("note: {} lists {} indices more than once; each is removed once ({} examples)\n", path,
+               given - out.size(), out.size());
+  }
   return out;
 }
 
@@ -210,6 +232,7 @@ std::vector<ProtocolRun> retraining_protocols(const Options& o) {
   std::stringstream in(o.protocols);
   std::string name;
   while (std::getline(in, name, ',')) {
+    if (name.empty()) continue;  // "published," and ",converge" alike
     auto fit = training_options(o);
     for (const auto& r : runs) {
       if (r.name == name) throw UsageError("--protocols: '" + name + "' is given twice");
@@ -220,6 +243,8 @@ std::vector<ProtocolRun> retraining_protocols(const Options& o) {
       // 1000 epochs (default here: 10), whatever optimizer trained the model.
       const double lr = o.model == "mlp" ? 1e-5 : 1e-4;
       fit.optimizer(train::OptimizerKind::SGD).lr(lr).final_lr(lr / 10).epochs(o.retrain_epochs > 0 ? o.retrain_epochs : 10);
+      // With a loaded model: the batch size it was trained with (--batch-size sets converge's).
+      if (o.recorded_batch_size > 0) fit.batch_size(o.recorded_batch_size);
     } else if (name == "converge") {
       fit.lr(o.converge_lr).final_lr(-1).epochs(o.converge_epochs);
     } else {
@@ -276,22 +301,24 @@ void adopt_file_training(const json& training, const CLI::App& cli, Options& o) 
   if (cli.get_option("--optimizer")->count() == 0 && training.contains("optimizer") && training["optimizer"].is_string()) {
     o.optimizer = training["optimizer"].get<std::string>();
   }
-  if (cli.get_option("--batch-size")->count() == 0 && training.contains("batch_size") &&
-      training["batch_size"].is_number_integer()) {
-    o.batch_size = training["batch_size"].get<int64_t>();
+  if (training.contains("batch_size") && training["batch_size"].is_number_integer()) {
+    o.recorded_batch_size = training["batch_size"].get<int64_t>();  // the published protocol's
+    if (cli.get_option("--batch-size")->count() == 0) o.batch_size = o.recorded_batch_size;
   }
 }
 
-// Creates --out and removes the files of an earlier run there that this one will not write
-// (they would be read as this run's); model.h5 stays (it may be this run's --checkpoint).
-void prepare_output_dir(const Options& o, const std::vector<int64_t>& remove) {
+// Creates --out and removes the files an earlier run wrote there, so that none is read as this
+// run's (nor stays beside this run's if this one fails); model.h5 stays when it is this run's
+// --checkpoint.
+void prepare_output_dir(const Options& o) {
   app::create_output_dir(o.out_dir);
-  std::vector<std::string> stale;
-  if (remove.empty()) stale.push_back("class_removal.csv");
-  if (o.per_example == 0) stale.push_back("per_example.csv");
-  if (o.top_k == 0) stale.insert(stale.end(), {"top_influential.csv", "top_influential.png"});
-  if (!o.plot) stale.push_back("influence.png");
-  for (const auto& name : stale) fs::remove(fs::path(o.out_dir) / name);
+  std::vector<std::string> earlier = {"summary.json",        "influence.h5",        "class_removal.csv",
+                                      "per_example.csv",     "top_influential.csv", "top_influential.png",
+                                      "influence.png"};
+  const auto model = fs::path(o.out_dir) / "model.h5";
+  std::error_code ec;
+  if (o.checkpoint.empty() || !fs::equivalent(model, o.checkpoint, ec)) earlier.push_back("model.h5");
+  for (const auto& name : earlier) fs::remove(fs::path(o.out_dir) / name);
 }
 
 }  // namespace mpe_influence

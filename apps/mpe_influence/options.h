@@ -25,6 +25,7 @@ struct Options {
   uint64_t seed = 0;
   int threads = 0;
   bool retrain = false, set_form = false, plot = false;
+  int64_t recorded_batch_size = 0;  ///< with --checkpoint: the batch size the file's model trained with
 };
 
 /// Declares mpe-influence's options on `cli`, bound to `o`.
@@ -71,7 +72,8 @@ std::string inputs_of_file(const std::optional<kprior::influence::TrainingRecord
 /// --optimizer or --batch-size say otherwise.
 void adopt_file_training(const nlohmann::json& training, const CLI::App& cli, Options& o);
 
-/// Creates --out and removes an earlier run's files there that this run will not write.
-void prepare_output_dir(const Options& o, const std::vector<int64_t>& remove);
+/// Creates --out and removes an earlier run's files there (model.h5 stays when it is the
+/// --checkpoint).
+void prepare_output_dir(const Options& o);
 
 }  // namespace mpe_influence

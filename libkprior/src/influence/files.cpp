@@ -33,7 +33,12 @@ void save_model_file(const std::string& path, const torch::nn::Module& model,
 LoadedModel load_model_file(const std::string& path, torch::nn::Module& model, const std::string& architecture,
                             const std::function<std::string(const std::string&)>& advice) {
   const auto tree = checkpoint::read(path);
-  if (!tree.has_attr("@content") || tree.text("@content") != kModelFileContent) {
+  const auto content = tree.has_attr("@content") ? tree.text("@content") : std::string();
+  if (content == "mpe-influence sensitivities") {
+    throw FileError(path, "is mpe-influence's sensitivities file (influence.h5), not its model file: give the "
+                          "model.h5 beside it");
+  }
+  if (content != kModelFileContent) {
     throw FileError(path, "not a model file of mpe-influence (it writes one, model.h5, to --out; "
                           "kprior-run checkpoints hold a task sequence's heads, not a 10-class model)");
   }

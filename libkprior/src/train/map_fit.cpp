@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <sstream>
 
 #include "kprior/core/error.h"
 #include "kprior/data/batch_loader.h"
@@ -91,8 +92,10 @@ FitReport fit_map(nn::TapedModule& model, const data::Dataset& data,
     if (on_epoch) on_epoch(e, mean);
     if (!std::isfinite(mean)) {
       model.eval();
-      throw Error("training diverged in epoch " + std::to_string(e + 1) +
-                  " (the loss is not finite); try a smaller learning rate");
+      std::ostringstream lr;
+      lr << options.lr();
+      throw Error("training diverged in epoch " + std::to_string(e + 1) + " of " + std::to_string(options.epochs()) +
+                  " (the loss is not finite at learning rate " + lr.str() + "); try a smaller learning rate");
     }
   }
   model.eval();
