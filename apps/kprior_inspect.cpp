@@ -212,8 +212,9 @@ int main(int argc, char** argv) {
     if (o_task->count() > 0) {
       const auto content = tree.has_attr("@content") ? tree.text("@content") : std::string();
       if (content != "run" && content != "memory") {
-        throw UsageError("--export-memory: " + file + " is not a kprior-run checkpoint (it holds " +
-                         (content.empty() ? std::string("no @content") : "'" + content + "'") + ")");
+        throw FileError(file, "is not a kprior-run checkpoint (it holds " +
+                                  (content.empty() ? std::string("no @content") : "'" + content + "'") +
+                                  "): --export-memory draws a run's memory");
       }
       const auto memories = checkpoint::get_memories(tree);
       if (memories.empty()) throw UsageError("--export-memory: the checkpoint holds no memory (its method keeps none)");

@@ -65,6 +65,17 @@ def matrix_from_csv(path):
     return m[None]
 
 
+def _stopped_matrix(run_dir):
+    """accuracy_matrix.csv of a run folder, else the first seed's accuracy_matrix-seed<S>.csv
+    (None if there is neither)."""
+    single = os.path.join(run_dir, "accuracy_matrix.csv")
+    if os.path.exists(single):
+        return single
+    seeds = sorted((f for f in os.listdir(run_dir) if f.startswith("accuracy_matrix-seed") and f.endswith(".csv")),
+                   key=lambda f: int(f[len("accuracy_matrix-seed"):-4]) if f[len("accuracy_matrix-seed"):-4].isdigit() else 0)
+    return os.path.join(run_dir, seeds[0]) if seeds else None
+
+
 def average_after_each_task(matrices):
     """[seeds, T]: mean accuracy over the tasks seen so far, after each task (NaN after a task
     whose row was not measured: joint training's, a stopped run's)."""
@@ -112,11 +123,15 @@ def read_memory(checkpoint_path, task):
 
 def read_example_scores(path, task):
     """The per-example scores kprior-run --example-scores wrote for a task, as a dict of arrays
-    (labels, lambda_trace, and when present logit_variance, mpe, memory_indices)."""
+    (labels, lambda_trace, and when present logit_variance, mpe, memory_indices, and for the
+    JPEG trees files: each scored image's path)."""
     import h5py
     with h5py.File(path, "r") as f:
         g = f[f"task_{task}"]
-        return {k: g[k][()] for k in g}
+        out = {k: g[k][()] for k in g if k != "files"}
+        if "files" in g:
+            out["files"] = bytes(g["files"][()]).decode().split("\n")
+        return out
 
 
 # ---------------------------------------------------------------- drawers
@@ -291,9 +306,10 @@ def run_figure(run_dir, out_png):
         seed = results["runs"][0]["seed"]
         title = (f"{cfg['tasks']}: {label}, final average "
                  f"{100 * results['average_accuracy_mean']:.2f}% over {len(mats)} seed(s)")
-    elif os.path.exists(os.path.join(run_dir, "accuracy_matrix.csv")):
-        # A stopped run: its rows so far (results.json is written when the run ends).
-        mats = matrix_from_csv(os.path.join(run_dir, "accuracy_matrix.csv"))
+    elif _stopped_matrix(run_dir):
+        # A stopped run: its rows so far (results.json is written when the run ends); with
+        # several seeds, the first seed's.
+        mats = matrix_from_csv(_stopped_matrix(run_dir))
         label, seed = "so far", "of the run"
         learned = int((~np.isnan(mats[0]).all(axis=1)).sum())
         title = f"{run_dir}: stopped after task {learned} of {mats.shape[1]}"

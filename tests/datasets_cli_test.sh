@@ -28,8 +28,23 @@ done
 grep -q '"model": "cifarnet"' "$scratch/cifar/results.json" || { echo "FAIL: results.json lacks the model"; fail=1; }
 grep -q '"epochs": 1' "$scratch/cifar/results.json" || { echo "FAIL: results.json lacks the epochs given"; fail=1; }
 expect 0 "split-tinyimagenet (10 tasks), method replay.*MLP 12288,16,20" -- "$bin" --tasks split-tinyimagenet $common \
-  --model mlp --hidden 16 --method replay --memory-per-task 2 --out "$scratch/tiny"
+  --model mlp --hidden 16 --method replay --memory-per-task 2 --example-scores --out "$scratch/tiny"
 [ -s "$scratch/tiny/results.json" ] || { echo "FAIL: split-tinyimagenet: results.json not written"; fail=1; }
+# The scores of a JPEG tree's boundary sample name each scored image's file, in its class's folder.
+expect 0 "scores of task 10: 4 examples, 2 remembered" -- "$(dirname "$bin")/kprior-inspect" "$scratch/tiny/example_scores.h5"
+if /usr/bin/python3 -c "import h5py" 2>/dev/null; then
+  /usr/bin/python3 - "$scratch/tiny/example_scores.h5" <<'PY' || fail=1
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+for t in range(10):
+    g = f[f"task_{t}"]
+    files = bytes(g["files"][()]).decode().split("\n")
+    assert len(files) == len(g["labels"]), (t, len(files))
+    for name, label in zip(files, g["labels"][()]):
+        assert f"/train/n{label:08d}/" in name, (t, name, label)
+print("example scores name their images")
+PY
+fi
 # Each task's classes, by their folders' names (the first task: the first two wnids).
 tr -d ' \n' < "$scratch/tiny/results.json" | grep -q '"class_names":\["n00000000","n00000001"\],"classes":\[0,1\],"task":1' ||
   { echo "FAIL: results.json does not list task 1's classes by name"; fail=1; }

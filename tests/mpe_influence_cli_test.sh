@@ -57,7 +57,7 @@ expect 0 "content: mpe-influence sensitivities (no model)" -- "$1/kprior-inspect
 # ... and summarises it: the form, the examples, the mean NLLs (those of summary.json).
 printf '%s' "$out" | grep -q "sensitivities (diagonal form) of [0-9]* examples: mean NLL [0-9.]*, estimated leave-one-out NLL [0-9.]*" ||
   { echo "FAIL: kprior-inspect does not summarise influence.h5: $out"; fail=1; }
-expect 2 "is not a kprior-run checkpoint (it holds 'mpe-influence sensitivities')" -- "$1/kprior-inspect" \
+expect 1 "is not a kprior-run checkpoint (it holds 'mpe-influence sensitivities')" -- "$1/kprior-inspect" \
   "$scratch/run/influence.h5" --export-memory 1 --png "$scratch/x.png"
 # Reading the model back skips training and gives the same estimates.
 expect 0 "loaded mlp and its posterior" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --remove-class 3 --out "$scratch/again"
@@ -104,12 +104,19 @@ for f in class_removal.csv top_influential.png top_influential.csv; do
   [ ! -e "$scratch/reused/$f" ] || { echo "FAIL: a stale $f stayed in a reused --out"; fail=1; }
 done
 [ -s "$scratch/reused/model.h5" ] || { echo "FAIL: a reused --out lost the model.h5 it loaded"; fail=1; }
-# Another file's model loaded into it: the earlier model.h5 is not this run's, and goes.
-expect 0 "loaded mlp" -- "$bin" $load --checkpoint "$scratch/run/model.h5" --out "$scratch/reused"
-[ ! -e "$scratch/reused/model.h5" ] || { echo "FAIL: an earlier run's model.h5 stayed beside another model's results"; fail=1; }
+# Another file's model loaded into it: refused, the earlier model.h5 kept (not deleted, not
+# left beside another model's results).
+expect 2 "holds the model.h5 of an earlier run, and this run loads another model" -- "$bin" $load \
+  --checkpoint "$scratch/run/model.h5" --out "$scratch/reused"
+[ -s "$scratch/reused/model.h5" ] || { echo "FAIL: a refused run deleted the earlier model.h5"; fail=1; }
+# With a loaded model --batch-size sets the converge protocol's batch size only.
+expect 2 "batch-size with --checkpoint sets the converge protocol's batch size" -- "$bin" $load \
+  --checkpoint "$scratch/run/model.h5" --remove-class 3 --retrain --protocols published --batch-size 64 --out "$scratch/bs"
 # A run that fails leaves none of the earlier run's results beside its own, and says which run failed.
 cp -r "$scratch/run" "$scratch/failed"
 expect 1 "training: training diverged in epoch 1 of 1" -- "$bin" $quick --lr 1e30 --out "$scratch/failed"
+printf '%s' "$out" | grep -q "held an earlier run; removed its summary.json, influence.h5" ||
+  { echo "FAIL: the removal of the earlier run's files is not said: $out"; fail=1; }
 [ ! -e "$scratch/failed/summary.json" ] || { echo "FAIL: a failed run left the earlier summary.json"; fail=1; }
 # The model file decides the architecture; the sensitivities file is no model file.
 expect 0 "training lenet5" -- "$bin" --data-dir "$data" --train-size 300 --epochs 1 --threads 1 --model lenet5 \

@@ -19,6 +19,7 @@
 #include "blobs.h"
 #include "catch.h"
 #include "file_error.h"
+#include "temp_dir.h"
 #include "kprior/checkpoint/file.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/checkpoint/summary.h"
@@ -415,4 +416,20 @@ TEST_CASE("Summaries of example-scores and sensitivities files, and refusals of 
   model.put_attr("@format_version", int64_t{1});
   model.put_attr("@content", std::string("mpe-influence model"));
   CHECK_THAT(file_error([&] { checkpoint::summarize(model); }), Contains("without 'model@architecture'"));
+}
+
+TEST_CASE("Lines of text round-trip through a checkpoint file", "[checkpoint]") {
+  kprior::testing::TempDir tmp;
+  checkpoint::Tree tree;
+  const std::vector<std::string> files = {"data/tiny/train/n01/images/a b.JPEG", "", "ünïcode/ä.png"};
+  checkpoint::put_lines(tree, "task_0/files", files);
+  checkpoint::put_lines(tree, "task_1/files", {});
+  const auto path = tmp.file("lines.h5");
+  checkpoint::write(tree, path);
+  const auto back = checkpoint::read(path);
+  CHECK(checkpoint::get_lines(back, "task_0/files") == files);
+  CHECK(checkpoint::get_lines(back, "task_1/files").empty());
+  CHECK_THROWS_AS(checkpoint::put_lines(tree, "x", {"two\nlines"}), UsageError);
+  tree.put("labels", torch::zeros({3}, torch::kLong));
+  CHECK_THROWS_AS(checkpoint::get_lines(tree, "labels"), FileError);
 }

@@ -806,6 +806,12 @@ TEST_CASE("split-tinyimagenet and split-imagenet from JPEG trees", "[datasets]")
   CHECK(tiny.tasks[3].classes == std::vector<int64_t>{6, 7});
   CHECK(tiny.tasks[3].train.inputs.sizes() == torch::IntArrayRef({4, 3, 64, 64}));
   CHECK(tiny.tasks[3].test.size() == 2);
+  // Each in-memory training example's file, row by row: in its class's folder.
+  REQUIRE(tiny.tasks[3].train_files.size() == 4);
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& wnid = tiny.class_names[static_cast<size_t>(tiny.tasks[3].train.targets[static_cast<int64_t>(i)].item<int64_t>())];
+    CHECK_THAT(tiny.tasks[3].train_files[i], Contains("/train/" + wnid + "/"));
+  }
   const auto stats = imagenet_stats();
   const double g = kprior::testing::tree_gray(7) / 255.0;
   CHECK(tiny.tasks[3].test.inputs[1][2][10][20].item<float>() == Approx((g - stats.mean[2]) / stats.std[2]).margin(1e-5));

@@ -120,6 +120,16 @@ TEST_CASE("GLM form: a singular I − ΛV gives NaN for that example only; NaN r
   s.nll = torch::tensor({0.1, 0.2, 0.3, 0.4}, torch::kFloat64);
   s.loo_nll = torch::tensor({0.5, std::nan(""), 0.35, 0.9}, torch::kFloat64);
   CHECK(influence::top_influential(s, 4) == std::vector<int64_t>{3, 0, 2, 1});
+  // Means over the examples that have an estimate, and how many have none.
+  CHECK(influence::without_estimate(s) == 1);
+  CHECK(influence::loo_nll_estimate(s) == Approx((0.5 + 0.35 + 0.9) / 3));
+  const auto classes = influence::class_estimates(s, torch::tensor({0, 0, 1, 1}), 2);
+  REQUIRE(classes.size() == 2);
+  CHECK(classes[0].estimated_nll == Approx(0.5));  // example 1 (NaN) left out
+  CHECK(classes[0].without_estimate == 1);
+  CHECK(classes[0].train_nll == Approx(0.15));
+  CHECK(classes[1].estimated_nll == Approx((0.35 + 0.9) / 2));
+  CHECK(classes[1].without_estimate == 0);
 }
 
 TEST_CASE("Linearization engine + GLM form give exact leave-one-out (one-hot design)", "[influence]") {

@@ -263,8 +263,8 @@ std::optional<json> run_seed(const Experiment& ex, int64_t s) {
 }
 
 // results.json: the configuration, each task's classes, every seed's results and their
-// mean and standard deviation.
-void write_results(const Experiment& ex, const json& runs) {
+// mean and standard deviation. Returns the mean and standard deviation of the average accuracy.
+std::pair<double, double> write_results(const Experiment& ex, const json& runs) {
   std::vector<double> averages;
   for (const auto& r : runs) averages.push_back(r["task_incremental"]["average_accuracy"].get<double>());
   const auto [acc_mean, acc_std] = mean_std(averages);
@@ -299,8 +299,7 @@ void write_results(const Experiment& ex, const json& runs) {
         {"brier", across_seeds(runs, "/brier")}}},
       {"runs", runs}};
   std::ofstream(ex.o.out_dir + "/results.json") << results.dump(2) << "\n";
-  fmt::print("average accuracy {:.2f} ± {:.2f}% over {} seed(s); results in {}\n", 100 * acc_mean,
-             100 * acc_std, ex.o.seeds, ex.o.out_dir);
+  return {acc_mean, acc_std};
 }
 
 int run(const CLI::App& cli, const Options& given_options_, bool resume_given) {
@@ -345,8 +344,10 @@ int run(const CLI::App& cli, const Options& given_options_, bool resume_given) {
     fmt::print("continue with: kprior-run --resume {}\n", o.out_dir);
     return 0;
   }
-  write_results(ex, runs);
+  const auto [acc_mean, acc_std] = write_results(ex, runs);
   if (plotter) app::draw(*plotter, "run", o.out_dir, o.out_dir + "/accuracy.png");
+  fmt::print("average accuracy {:.2f} ± {:.2f}% over {} seed(s); results in {}\n", 100 * acc_mean, 100 * acc_std,
+             o.seeds, o.out_dir);
   return 0;
 }
 

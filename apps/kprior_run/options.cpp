@@ -9,6 +9,7 @@
 #include "app_main.h"
 #include "kprior/core/error.h"
 #include "kprior/core/version.h"
+#include "kprior/linearize/linearize.h"
 #include "kprior/nn/models.h"
 #include "kprior/train/published_settings.h"
 

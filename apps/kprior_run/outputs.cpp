@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "kprior/checkpoint/objects.h"
 #include "kprior/core/error.h"
@@ -77,16 +78,15 @@ json across_seeds(const json& runs, const std::string& at) {
 void remove_earlier_run(const std::string& dir) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) return;
-  const auto starts = [](const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; };
+  // Exactly the names kprior-run writes (per seed with --seeds > 1; a checkpoint's temporary
+  // while it is replaced), not a user's file that merely starts like one.
+  static const std::regex written(
+      R"((results\.json|accuracy\.png|accuracy_matrix(-seed[0-9]+)?\.csv|example_scores(-seed[0-9]+)?\.h5|)"
+      R"(checkpoint(-seed[0-9]+)?\.h5(\.tmp-[0-9]+)?))");
   std::vector<std::string> removed;
   for (const auto& e : fs::directory_iterator(dir)) {
     const auto name = e.path().filename().string();
-    const auto ext = e.path().extension().string();
-    const bool earlier = name == "results.json" || name == "accuracy.png" ||
-                         (starts(name, "accuracy_matrix") && ext == ".csv") ||
-                         (starts(name, "checkpoint") && (ext == ".h5" || name.find(".h5.tmp-") != std::string::npos)) ||
-                         (starts(name, "example_scores") && ext == ".h5");
-    if (earlier && e.is_regular_file()) removed.push_back(name);
+    if (std::regex_match(name, written) && e.is_regular_file()) removed.push_back(name);
   }
   if (removed.empty()) return;
   std::sort(removed.begin(), removed.end());
@@ -116,7 +116,7 @@ void write_example_scores(kprior::train::ContinualLearner& learner, const kprior
   const auto& mem = learner.memory();
   const bool remembered = !mem.empty() && mem.back().task == task.id;
   const std::string group = "task_" + std::to_string(task.id);
-  checkpoint::put_example_scores(tree, group, s, remembered ? mem.back().indices : torch::Tensor());
+  checkpoint::put_example_scores(tree, group, s, remembered ? mem.back().indices : torch::Tensor(), task.train_files);
   tree.put_attr(group + "@posterior", source);
   tree.put_attr("@content", std::string("kprior-run example scores"));
   checkpoint::write(tree, path);

@@ -1,6 +1,7 @@
 #pragma once
 // kprior-run's progress lines: per epoch, within an epoch, and at task boundaries.
 #include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <string>
 

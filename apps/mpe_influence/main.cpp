@@ -7,7 +7,9 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -31,6 +33,7 @@
 #include "kprior/influence/files.h"
 #include "kprior/influence/retrain.h"
 #include "kprior/influence/sensitivity.h"
+#include "kprior/influence/set_removal.h"
 #include "kprior/influence/single_removal.h"
 #include "kprior/metrics/correlation.h"
 #include "kprior/nn/lenet5.h"
@@ -127,6 +130,7 @@ double prepare_model(Run& r, const CLI::App& cli) {
     o.prior_precision = loaded.prior_precision;
     summary["prior_precision"] = o.prior_precision;  // the file's δ
     if (o.retrain) r.protocols = retraining_protocols(o);  // retrain towards the file's δ
+    require_batch_size_acts(cli, o, r.protocols);
     summary["checkpoint"] = o.checkpoint;
     model.eval();
     fmt::print("loaded {} and its posterior ({}) from {}\n", o.model, q->source(), o.checkpoint);
@@ -176,6 +180,11 @@ influence::Sensitivities compute_sensitivities(Run& r, influence::Form form, dou
   const double estimate_seconds = since(t0);
   r.summary["estimate_seconds"] = estimate_seconds;
   r.summary["loo_nll_estimate"] = influence::loo_nll_estimate(sens);
+  if (const auto none = influence::without_estimate(sens); none > 0) {
+    r.summary["examples_without_estimate"] = none;  // left out of every mean
+    fmt::print(stderr, "warning: {} examples have no estimate (a singular I − ΛV in the GLM form); every mean "
+                       "leaves them out\n", none);
+  }
   if (form == influence::Form::GLM) {
     const auto invalid = sens.glm_invalid.sum().item<int64_t>();
     r.summary["glm_invalid_examples"] = invalid;
@@ -260,6 +269,7 @@ void write_class_table(Run& r, const std::vector<influence::ClassEstimate>& chos
     csv << fmt::format("{},{},{},{:.9g},{:.9g}", e.label, name, e.removed, e.train_nll, e.estimated_nll);
     json row = {{"class", e.label}, {"name", name}, {"removed", e.removed},
                 {"train_nll", e.train_nll}, {"estimated_nll", e.estimated_nll}};
+    if (e.without_estimate > 0) row["without_estimate"] = e.without_estimate;
     if (set_form) {
       const auto& s = set_effects[k];
       csv << fmt::format(",{:.9g},{:.9g},{:.9g}", s.removed_nll, s.test_nll, s.test_accuracy);
@@ -328,8 +338,10 @@ void report_agreement(Run& r, const std::vector<influence::ClassEstimate>& chose
 void remove_listed(Run& r, const influence::Sensitivities& sens, const std::vector<torch::Tensor>& weights) {
   const auto& indices = r.indices;
   const auto idx = torch::tensor(indices);
+  const auto loo = sens.loo_nll.index_select(0, idx).to(torch::kFloat64);
+  const auto estimated = loo.masked_select(torch::isfinite(loo));  // as loo_nll_estimate
   json set = {{"removed", indices.size()},
-              {"estimated_nll", sens.loo_nll.index_select(0, idx).mean().item<double>()},
+              {"estimated_nll", estimated.numel() > 0 ? estimated.mean().item<double>() : std::nan("")},
               {"train_nll", sens.nll.index_select(0, idx).mean().item<double>()}};
   const auto eff = influence::estimate_set_effect(*r.model, r.train_set, r.test_set, r.cols, *r.q, indices,
                                                   r.o.prior_precision);
@@ -342,6 +354,7 @@ void remove_listed(Run& r, const influence::Sensitivities& sens, const std::vect
       return influence::retrain_without(*r.model, weights, r.train_set, r.test_set, r.cols, indices, p.fit);
     });
     set[p.name] = {{"removed_nll", run.removed_nll}, {"test_nll", run.test_nll}, {"test_accuracy", run.test_accuracy},
+                   {"accuracy_drop", p.control.test_accuracy - run.test_accuracy},
                    {"control_test_nll", p.control.test_nll}, {"control_test_accuracy", p.control.test_accuracy}};
     fmt::print("  retrained ({}): NLL on them {:.4f}, test NLL {:.4f}, acc {:.4f} (control {:.4f}, {:.4f})\n", p.name,
                run.removed_nll, run.test_nll, run.test_accuracy, p.control.test_nll, p.control.test_accuracy);

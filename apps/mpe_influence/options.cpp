@@ -277,6 +277,15 @@ void require_protocol_options(const CLI::App& cli, const std::vector<ProtocolRun
   }
 }
 
+void require_batch_size_acts(const CLI::App& cli, const Options& o, const std::vector<ProtocolRun>& runs) {
+  if (cli.get_option("--batch-size")->count() == 0 || o.recorded_batch_size == 0) return;
+  if (std::none_of(runs.begin(), runs.end(), [](const ProtocolRun& r) { return r.name == "converge"; })) {
+    throw UsageError(fmt::format("--batch-size with --checkpoint sets the converge protocol's batch size (the "
+                                 "published protocol keeps the file's, {}); --protocols has no 'converge'",
+                                 o.recorded_batch_size));
+  }
+}
+
 // The input scaling the model in a model file was trained with (its recorded training settings;
 // files without a training record at all are older still: unit).
 std::string inputs_of_file(const std::optional<influence::TrainingRecord>& training, const CLI::App& cli,
@@ -308,17 +317,27 @@ void adopt_file_training(const json& training, const CLI::App& cli, Options& o) 
 }
 
 // Creates --out and removes the files an earlier run wrote there, so that none is read as this
-// run's (nor stays beside this run's if this one fails); model.h5 stays when it is this run's
-// --checkpoint.
+// run's (nor stays beside this run's if this one fails), and says which. model.h5 stays when it
+// is this run's --checkpoint and is replaced when this run trains; a run that loads another
+// model refuses to leave an earlier model beside its results, rather than delete it.
 void prepare_output_dir(const Options& o) {
+  const auto model = fs::path(o.out_dir) / "model.h5";
+  std::error_code ec;
+  const bool loads_it = !o.checkpoint.empty() && fs::equivalent(model, o.checkpoint, ec);
+  if (!o.checkpoint.empty() && !loads_it && fs::exists(model)) {
+    throw UsageError("--out " + o.out_dir + " holds the model.h5 of an earlier run, and this run loads another "
+                     "model (" + o.checkpoint + "): give another --out, or remove that model.h5 first");
+  }
   app::create_output_dir(o.out_dir);
   std::vector<std::string> earlier = {"summary.json",        "influence.h5",        "class_removal.csv",
                                       "per_example.csv",     "top_influential.csv", "top_influential.png",
                                       "influence.png"};
-  const auto model = fs::path(o.out_dir) / "model.h5";
-  std::error_code ec;
-  if (o.checkpoint.empty() || !fs::equivalent(model, o.checkpoint, ec)) earlier.push_back("model.h5");
-  for (const auto& name : earlier) fs::remove(fs::path(o.out_dir) / name);
+  if (o.checkpoint.empty()) earlier.push_back("model.h5");  // this run trains a new one
+  std::string removed;
+  for (const auto& name : earlier) {
+    if (fs::remove(fs::path(o.out_dir) / name, ec)) removed += (removed.empty() ? "" : ", ") + name;
+  }
+  if (!removed.empty()) fmt::print("note: {} held an earlier run; removed its {}\n", o.out_dir, removed);
 }
 
 }  // namespace mpe_influence

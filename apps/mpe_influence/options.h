@@ -63,6 +63,10 @@ std::vector<ProtocolRun> retraining_protocols(const Options& o);
 /// Refuses a protocol's options given without that protocol.
 void require_protocol_options(const CLI::App& cli, const std::vector<ProtocolRun>& runs);
 
+/// With a loaded model that records its batch size, --batch-size sets only the converge
+/// protocol's: refused without one.
+void require_batch_size_acts(const CLI::App& cli, const Options& o, const std::vector<ProtocolRun>& runs);
+
 /// The input scaling a model file's model was trained with (older files: unit, with a note);
 /// a different --inputs is refused.
 std::string inputs_of_file(const std::optional<kprior::influence::TrainingRecord>& training, const CLI::App& cli,

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cstring>
+#include <string>
+
 #include "kprior/checkpoint/file.h"
 #include "kprior/core/error.h"
 
@@ -17,13 +20,46 @@ void put_memory(Tree& tree, const std::string& group, const memory::TaskMemory& 
   tree.put_attr(group + "@task", m.task);
 }
 
+void put_lines(Tree& tree, const std::string& path, const std::vector<std::string>& lines) {
+  std::string text;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find('\n') != std::string::npos) throw UsageError("put_lines: a line holds a line break");
+    text += (i ? "\n" : "") + lines[i];
+  }
+  auto bytes = torch::empty({static_cast<int64_t>(text.size())}, torch::kUInt8);
+  std::memcpy(bytes.data_ptr<uint8_t>(), text.data(), text.size());
+  tree.put(path, bytes);
+}
+
+std::vector<std::string> get_lines(const Tree& tree, const std::string& path) {
+  const auto& t = tree.tensor(path);
+  if (t.scalar_type() != torch::kUInt8 || t.dim() != 1) throw FileError(tree.source(), "'" + path + "' is not uint8 text");
+  const auto c = t.contiguous();
+  const std::string text(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+  std::vector<std::string> lines;
+  if (text.empty()) return lines;
+  size_t start = 0;
+  for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+    lines.push_back(text.substr(start, end - start));
+  }
+  lines.push_back(text.substr(start));
+  return lines;
+}
+
 void put_example_scores(Tree& tree, const std::string& group, const memory::ExampleScores& s,
-                        const torch::Tensor& memory_indices) {
+                        const torch::Tensor& memory_indices, const std::vector<std::string>& files) {
   tree.put(group + "/labels", s.labels.to(torch::kInt64));
   tree.put(group + "/lambda_trace", s.lambda_trace);
   if (s.logit_variance.defined()) tree.put(group + "/logit_variance", s.logit_variance);
   if (s.mpe.defined()) tree.put(group + "/mpe", s.mpe);
   if (memory_indices.defined()) tree.put(group + "/memory_indices", memory_indices.to(torch::kInt64));
+  if (!files.empty()) {
+    if (static_cast<int64_t>(files.size()) != s.labels.size(0)) {
+      throw UsageError("put_example_scores: " + std::to_string(files.size()) + " files for " +
+                       std::to_string(s.labels.size(0)) + " examples");
+    }
+    put_lines(tree, group + "/files", files);
+  }
 }
 
 memory::TaskMemory get_memory(const Tree& tree, const std::string& group) {

@@ -126,8 +126,10 @@ TaskSequence image_tree_sequence(const std::string& name, const std::string& roo
   TaskSequence seq{name, {}, classes, true, tree.train.classes};
   for (int64_t t = 0; t < 10; ++t) {
     const std::vector<int64_t> group(order.begin() + t * per_task, order.begin() + (t + 1) * per_task);
-    Task task = make_split_task(name, t, group, load_image_list(sample.with_classes(group), test_pipeline, 0, threads),
+    const ImageList task_sample = sample.with_classes(group);
+    Task task = make_split_task(name, t, group, load_image_list(task_sample, test_pipeline, 0, threads),
                                 load_image_list(tree.val.with_classes(group), test_pipeline, 0, threads), classes);
+    task.train_files = task_sample.files;  // which image each scored example is
     const ImageList files = tree.train.with_classes(group);
     task.streamed_examples = files.size();
     task.train_stream = [files, train_pipeline, threads](int64_t batch_size, uint64_t seed) -> std::unique_ptr<BatchSource> {

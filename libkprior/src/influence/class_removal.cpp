@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "kprior/core/error.h"
 #include "kprior/train/map_fit.h"
 
@@ -33,7 +35,10 @@ std::vector<ClassEstimate> class_estimates(const Sensitivities& s, const torch::
     e.label = c;
     e.removed = count;
     e.train_nll = nll.masked_select(mask).mean().item<double>();
-    e.estimated_nll = loo.masked_select(mask).mean().item<double>();
+    // Over the examples that have an estimate (a singular GLM-form solve has none).
+    const auto estimated = loo.masked_select(mask & torch::isfinite(loo));
+    e.without_estimate = count - estimated.numel();
+    e.estimated_nll = estimated.numel() > 0 ? estimated.mean().item<double>() : std::nan("");
     out.push_back(e);
   }
   return out;

@@ -96,7 +96,13 @@ Sensitivities sensitivities(nn::TapedModule& model, const torch::Tensor& x,
 
 double loo_nll_estimate(const Sensitivities& s) {
   if (s.loo_nll.numel() == 0) throw UsageError("loo_nll_estimate: no examples");
-  return s.loo_nll.to(torch::kFloat64).mean().item<double>();
+  const auto loo = s.loo_nll.to(torch::kFloat64);
+  const auto estimated = loo.masked_select(torch::isfinite(loo));
+  return estimated.numel() > 0 ? estimated.mean().item<double>() : std::nan("");
+}
+
+int64_t without_estimate(const Sensitivities& s) {
+  return s.loo_nll.numel() - torch::isfinite(s.loo_nll).sum().item<int64_t>();
 }
 
 torch::Tensor self_influence(const Sensitivities& s) { return s.loo_nll - s.nll; }

@@ -29,8 +29,14 @@ std::vector<SingleRemoval> compare_single_removals(nn::TapedModule& model, const
   const auto l1_linear = linearized_softmax_l1(sens).to(torch::kFloat64).cpu();
   // The control run: retraining on all data, whose own drift every removal run shares.
   set_weights(model, weights);
-  train::fit_map(model, train, columns, fit);
-  const auto control = linearize::head_probabilities(model, train.inputs, columns).to(torch::kFloat64);
+  torch::Tensor control;
+  try {
+    train::fit_map(model, train, columns, fit);
+    control = linearize::head_probabilities(model, train.inputs, columns).to(torch::kFloat64);
+  } catch (...) {
+    set_weights(model, weights);  // as promised, also when the fit fails
+    throw;
+  }
   set_weights(model, weights);
 
   std::vector<SingleRemoval> out;

@@ -27,9 +27,15 @@ memory::TaskMemory load_memory(const std::string& path);
 
 /// Under `group`: every training example of a task as the memory selection scores it
 /// (labels, lambda_trace, and logit_variance and mpe when they are defined), and
-/// memory_indices (positions of the remembered examples) when `memory_indices` is defined.
+/// memory_indices (positions of the remembered examples) when `memory_indices` is defined,
+/// and `files`, the image each example was decoded from, when given (put_lines).
 void put_example_scores(Tree& tree, const std::string& group, const memory::ExampleScores& s,
-                        const torch::Tensor& memory_indices);
+                        const torch::Tensor& memory_indices, const std::vector<std::string>& files = {});
+
+/// Lines of text as one uint8 dataset, the lines joined by '\n' (h5py:
+/// `bytes(f[path][()]).decode().split("\n")`), and back. No line may hold '\n'.
+void put_lines(Tree& tree, const std::string& path, const std::vector<std::string>& lines);
+std::vector<std::string> get_lines(const Tree& tree, const std::string& path);
 
 /// A module's parameters under "model/<name>" and buffers under "model_buffers/<name>"
 /// (named_parameters()/named_buffers() names), and back: get_module copies them into a module

@@ -35,7 +35,8 @@ struct ScoresSummary {
 struct SensitivitiesSummary {
   std::string form;
   int64_t examples = 0;
-  double nll = 0, loo_nll = 0;  ///< means over the examples with a finite value
+  double nll = 0;                ///< mean over all examples
+  double loo_nll = 0;            ///< mean over the examples with a finite value
   int64_t without_estimate = 0;  ///< examples whose loo_nll is not finite
   int64_t glm_invalid = -1;      ///< GLM form: examples flagged glm_invalid; -1 where not recorded
 };

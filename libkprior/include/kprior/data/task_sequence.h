@@ -25,6 +25,9 @@ struct Task {
   /// task boundary uses (memory selection, curvature, soft targets).
   StreamFactory train_stream{};
   int64_t streamed_examples = 0;  // the stream's examples per epoch
+  /// The files `train`'s examples were decoded from, row by row (the JPEG trees' boundary
+  /// sample); empty for data read from arrays.
+  std::vector<std::string> train_files{};
 
   /// The number of examples the task trains on (the stream's when streamed).
   int64_t train_size() const { return train_stream ? streamed_examples : train.size(); }

@@ -18,7 +18,8 @@ struct ClassEstimate {
   int64_t label = 0;
   int64_t removed = 0;           ///< training examples of the class
   double train_nll = 0;          ///< mean −log p_i(y_i): the trivial predictor
-  double estimated_nll = 0;      ///< mean MPE leave-one-out NLL of the class's examples
+  double estimated_nll = 0;      ///< mean MPE leave-one-out NLL of the class's examples that have one
+  int64_t without_estimate = 0;  ///< of them without (a non-finite loo_nll); NaN mean if all
 };
 
 /// One entry per label in `labels` (positions in the head, as the sensitivities were

@@ -33,8 +33,13 @@ Sensitivities sensitivities(nn::TapedModule& model, const torch::Tensor& x,
                             const std::vector<torch::Tensor>& variances, Form form = Form::Diagonal,
                             int64_t batch_size = 1024);
 
-/// Estimated leave-one-out NLL of the whole set: (1/N) Σ_i loo_nll_i (METHODS.md §5).
+/// Estimated leave-one-out NLL of the whole set: (1/N) Σ_i loo_nll_i (METHODS.md §5), over
+/// the examples that have an estimate (a finite loo_nll; a singular GLM-form solve gives
+/// none); NaN if none has.
 double loo_nll_estimate(const Sensitivities& s);
+
+/// The examples without an estimate: a non-finite loo_nll.
+int64_t without_estimate(const Sensitivities& s);
 
 /// Influence of each example on its own fit: the estimated rise of its NLL when it is
 /// removed, loo_nll − nll [N] (large = the model depends on this example to predict it).
