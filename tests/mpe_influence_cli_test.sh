@@ -115,7 +115,7 @@ expect 2 "batch-size with --checkpoint sets the converge protocol's batch size" 
 # A run that fails leaves none of the earlier run's results beside its own, and says which run failed.
 cp -r "$scratch/run" "$scratch/failed"
 expect 1 "training: training diverged in epoch 1 of 1" -- "$bin" $quick --lr 1e30 --out "$scratch/failed"
-printf '%s' "$out" | grep -q "held an earlier run; removed its summary.json, influence.h5" ||
+printf '%s' "$out" | grep -q "held an earlier run; removed its class_removal.csv, influence.h5, model.h5, summary.json" ||
   { echo "FAIL: the removal of the earlier run's files is not said: $out"; fail=1; }
 [ ! -e "$scratch/failed/summary.json" ] || { echo "FAIL: a failed run left the earlier summary.json"; fail=1; }
 # The model file decides the architecture; the sensitivities file is no model file.

@@ -5,11 +5,13 @@
 #include <c10/util/Exception.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "kprior/core/error.h"
 #include "kprior/core/parse.h"
@@ -71,6 +73,27 @@ inline void create_output_dir(const std::string& dir) {
                                      ? "is a file, not an output folder"
                                      : "cannot create the output folder (" + ec.message() + ")");
   }
+}
+
+/// Removes the regular files in `dir` whose names `is_earlier` accepts — an earlier run's
+/// outputs, which must not stay beside this run's — and returns their names, sorted and
+/// comma-separated ("" for none), for the app's note.
+inline std::string remove_earlier_outputs(const std::string& dir,
+                                          const std::function<bool(const std::string&)>& is_earlier) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return "";
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto name = e.path().filename().string();
+    if (e.is_regular_file(ec) && is_earlier(name)) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  std::string removed;
+  for (const auto& name : names) {
+    if (fs::remove(fs::path(dir) / name, ec)) removed += (removed.empty() ? "" : ", ") + name;
+  }
+  return removed;
 }
 
 inline int run_guarded(CLI::App& cli, int argc, char** argv, const std::function<int()>& body) {

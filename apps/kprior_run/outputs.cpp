@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 
+#include "app_main.h"
 #include "kprior/checkpoint/objects.h"
 #include "kprior/core/error.h"
 #include "kprior/memory/memory_store.h"
@@ -76,26 +77,16 @@ json across_seeds(const json& runs, const std::string& at) {
 // them sits beside this run's as if it were this run's (a results.json of other settings, a
 // checkpoint that --resume would pick). Other files in the folder stay.
 void remove_earlier_run(const std::string& dir) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(dir)) return;
   // Exactly the names kprior-run writes (per seed with --seeds > 1; a checkpoint's temporary
   // while it is replaced), not a user's file that merely starts like one.
   static const std::regex written(
       R"((results\.json|accuracy\.png|accuracy_matrix(-seed[0-9]+)?\.csv|example_scores(-seed[0-9]+)?\.h5|)"
       R"(checkpoint(-seed[0-9]+)?\.h5(\.tmp-[0-9]+)?))");
-  std::vector<std::string> removed;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const auto name = e.path().filename().string();
-    if (std::regex_match(name, written) && e.is_regular_file()) removed.push_back(name);
+  const auto removed =
+      kprior::app::remove_earlier_outputs(dir, [](const std::string& name) { return std::regex_match(name, written); });
+  if (!removed.empty()) {
+    fmt::print("note: {} held an earlier run; removed its {} (--resume continues a run instead)\n", dir, removed);
   }
-  if (removed.empty()) return;
-  std::sort(removed.begin(), removed.end());
-  std::string list;
-  for (const auto& name : removed) {
-    fs::remove(fs::path(dir) / name);
-    list += (list.empty() ? "" : ", ") + name;
-  }
-  fmt::print("note: {} held an earlier run; removed its {} (--resume continues a run instead)\n", dir, list);
 }
 
 // --example-scores: every training example of the task just learned, scored with the model

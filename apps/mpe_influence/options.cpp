@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "app_main.h"
@@ -329,14 +330,11 @@ void prepare_output_dir(const Options& o) {
                      "model (" + o.checkpoint + "): give another --out, or remove that model.h5 first");
   }
   app::create_output_dir(o.out_dir);
-  std::vector<std::string> earlier = {"summary.json",        "influence.h5",        "class_removal.csv",
-                                      "per_example.csv",     "top_influential.csv", "top_influential.png",
-                                      "influence.png"};
-  if (o.checkpoint.empty()) earlier.push_back("model.h5");  // this run trains a new one
-  std::string removed;
-  for (const auto& name : earlier) {
-    if (fs::remove(fs::path(o.out_dir) / name, ec)) removed += (removed.empty() ? "" : ", ") + name;
-  }
+  std::set<std::string> earlier = {"summary.json",    "influence.h5",        "class_removal.csv",  "per_example.csv",
+                                   "top_influential.csv", "top_influential.png", "influence.png"};
+  if (o.checkpoint.empty()) earlier.insert("model.h5");  // this run trains a new one
+  const auto removed =
+      app::remove_earlier_outputs(o.out_dir, [&](const std::string& name) { return earlier.count(name) > 0; });
   if (!removed.empty()) fmt::print("note: {} held an earlier run; removed its {}\n", o.out_dir, removed);
 }
 
