@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
   std::string file, png;
   bool as_json = false;
   int64_t task = -1, columns = 10, scale = 2;
-  cli.add_option("FILE", file, "checkpoint (.h5) written by kprior-run or the library, or mpe-influence's model.h5\nor influence.h5")->required();
+  cli.add_option("FILE", file, "checkpoint (.h5) written by kprior-run or the library, kprior-run's\nexample_scores.h5, or mpe-influence's model.h5 or influence.h5")->required();
   cli.add_flag("--json", as_json, "print the summary as JSON");
   auto* o_task = cli.add_option("--export-memory", task, "task whose memory to draw, numbered from 1 as kprior-run\nprints them (needs --png)");
   auto* o_png = cli.add_option("--png", png, "PNG file for --export-memory");
