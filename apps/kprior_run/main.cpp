@@ -302,9 +302,9 @@ std::pair<double, double> write_results(const Experiment& ex, const json& runs) 
   return {acc_mean, acc_std};
 }
 
-int run(const CLI::App& cli, const Options& given_options_, bool resume_given) {
+int run(const CLI::App& cli, const Options& options_given, bool resume_given) {
   Experiment ex;
-  ex.o = given_options_;
+  ex.o = options_given;  // a copy: the stages resolve defaults in it
   auto& o = ex.o;
   check_options(cli, o, resume_given);
   if (!o.resume_dir.empty()) o.out_dir = o.resume_dir;
