@@ -41,6 +41,7 @@ expect 2 "with --optimizer ivon the posterior is IVON's own" -- "$bin" $quick --
 expect 2 "per-example-steps requires --per-example" -- "$bin" $quick --per-example-steps 3
 expect 2 "retrain retrains without removed data" -- "$bin" $quick --retrain
 expect 2 "posterior must be laplace or adam" -- "$bin" $quick --posterior exact
+expect 2 "seed: must be >= 0" -- "$bin" $quick --seed -1
 expect 1 "train-images-idx3-ubyte: not found" -- "$bin" --data-dir "$scratch/missing"
 expect 1 "not a kprior checkpoint" -- "$bin" $load --checkpoint "$scratch/far.txt"
 # A real (tiny) run: class estimates, a listed set, retraining, top-k picture.

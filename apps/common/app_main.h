@@ -30,6 +30,12 @@ inline CLI::Validator integer_in(int64_t low, int64_t high) {
       "");  // no description: --help would show it glued to the type ("INT:INT in [0, 9]=0")
 }
 
+/// An option check for an unsigned value (a seed): CLI11 would wrap "-1" to 2^64 − 1.
+inline CLI::Validator not_negative() {
+  return CLI::Validator(
+      [](std::string& text) { return text.rfind('-', 0) == 0 ? std::string("must be >= 0") : std::string(); }, "");
+}
+
 /// Written to a terminal, erases the current line (a progress line) and returns to its start.
 inline constexpr const char* kClearLine = "\r\x1b[K";
 

@@ -81,8 +81,7 @@ void add_options(CLI::App& cli, Options& o) {
   cli.add_option("--kprior-delta", o.kprior_delta, "δ of the weight term of K-prior and of ewc+fr+replay")->capture_default_str();
   cli.add_option("--replay-weight", o.replay_weight, "weight of the replay loss")->capture_default_str();
   cli.add_option("--seed", o.seed, "first seed (initialisation, shuffling, noise)")
-      ->check(CLI::Validator([](std::string& v) { return v.rfind('-', 0) == 0 ? std::string("must be >= 0") : std::string(); },
-                 ""))
+      ->check(kprior::app::not_negative())
       ->capture_default_str();
   cli.add_option("--seeds", o.seeds, "number of seeds to run (seed, seed+1, ...); mean ± std reported")->capture_default_str();
   cli.add_option("--data-dir", o.data_dir, "folder with the bundled data (mnist10k/, fashion-mnist/) or with IDX files;\n"

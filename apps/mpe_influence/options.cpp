@@ -43,8 +43,7 @@ void add_options(CLI::App& cli, Options& o) {
       ->check(CLI::IsMember({"standardized", "unit"}))
       ->capture_default_str();
   cli.add_option("--seed", o.seed, "seed of initialisation, batches and sampling")
-      ->check(CLI::Validator([](std::string& v) { return v.rfind('-', 0) == 0 ? std::string("must be >= 0") : std::string(); },
-                             ""))
+      ->check(kprior::app::not_negative())
       ->capture_default_str();
   cli.add_option("--threads", o.threads, "CPU threads (0 = all; at most the cores)")
       ->check(kprior::app::integer_in(0, 4096))
